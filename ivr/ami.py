@@ -1,0 +1,193 @@
+"""AMI: the Asterisk Manager Interface, over panoramisk, supervised.
+
+panoramisk reconnects a lost connection by itself; what it does not do is tell
+anyone that a login failed (it stays connected and unauthenticated), or refuse
+values that would inject extra AMI headers. Both are handled here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.message import Message
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[Message], Any]
+
+
+class AmiError(Exception):
+    """An AMI action failed; ``status`` is Asterisk's Response value, ``action_id`` its id."""
+
+    def __init__(self, message: str, status: str = "", action_id: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.action_id = action_id
+
+
+class AmiNotConnected(AmiError):
+    """No logged-in AMI connection right now."""
+
+
+def check_action(action: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy an action, refusing CR/LF in any value: a line break would start a new AMI header."""
+    clean: dict[str, Any] = {}
+    for key, value in action.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            text = str(item)
+            if "\r" in text or "\n" in text:
+                raise ValueError(f"AMI {action.get('Action', '?')} field {key!r} contains a line break")
+        clean[key] = value
+    return clean
+
+
+class _SupervisedManager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager, reporting login results instead of staying silently unauthenticated."""
+
+    client: AmiClient
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        ok = bool(super().login(future))
+        self.client._login_result(ok, future)
+        return ok
+
+
+class AmiClient:
+    """One logged-in AMI connection for the controller, reconnecting when Asterisk restarts."""
+
+    def __init__(self, host: str, port: int, username: str, secret: str, reconnect_s: float = 2.0) -> None:
+        self.host, self.port, self.username = host, port, username
+        self._manager = _SupervisedManager(
+            host=host,
+            port=port,
+            username=username,
+            secret=secret,
+            events="on",
+            reconnect_timeout=reconnect_s,
+            ping_delay=5,
+            ping_interval=5,
+            on_disconnect=self._on_disconnect,
+        )
+        self._manager.client = self
+        self._ready = asyncio.Event()
+        self.logins = 0
+        """Successful logins since start (a reconnect after an Asterisk restart adds one)."""
+        self.last_error = ""
+        """Why the last login or connection failed, for ivr status/doctor."""
+        self._retry: asyncio.TimerHandle | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def on(self, pattern: str, callback: EventCallback) -> None:
+        """Register for events by name pattern ('*' for all)."""
+        self._manager.register_event(pattern, lambda _manager, event: callback(event))
+
+    def start(self) -> None:
+        self._manager.loop = asyncio.get_running_loop()
+        self._manager.connect()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._retry:
+            self._retry.cancel()
+        self._manager.close()
+        self._ready.clear()
+
+    def _login_result(self, ok: bool, future: asyncio.Future[Any]) -> None:
+        if ok:
+            self.logins += 1
+            self.last_error = ""
+            self._ready.set()
+            log.info("AMI logged in as %r at %s:%d (login #%d)", self.username, self.host, self.port, self.logins)
+            return
+        reply = future.result()
+        self.last_error = f"AMI login as {self.username!r} refused: {reply.get('Message', reply)}"
+        log.error("%s; check IVR_AMI_SECRET in run/secrets.env against asterisk_conf/manager.conf "
+                  "(regenerate with `ivr setup`). Retrying in 10 s.", self.last_error)
+        # Drop this unauthenticated connection; panoramisk's reconnect logic tries again.
+        self._retry = asyncio.get_running_loop().call_later(10, self._manager.protocol.close)
+
+    def _on_disconnect(self, _manager: Manager, exc: Exception | None) -> None:
+        if self._ready.is_set():
+            log.warning("AMI connection to %s:%d lost (%s); reconnecting", self.host, self.port, exc or "closed")
+        self._ready.clear()
+
+    async def action(self, action: Mapping[str, Any], timeout: float = 10.0) -> Message | list[Message]:
+        """Send an action and return its response; raise AmiError on Response: Error."""
+        if not self.ready:
+            raise AmiNotConnected(f"AMI not logged in ({self.last_error or 'connecting'})")
+        clean = check_action(action)
+        try:
+            reply = await asyncio.wait_for(self._manager.send_action(clean), timeout)
+        except TimeoutError:
+            raise AmiError(f"AMI {clean.get('Action')} got no reply in {timeout:g} s", "Timeout") from None
+        first = reply[0] if isinstance(reply, list) else reply
+        if first.get("Response") == "Error":
+            raise AmiError(
+                f"AMI {clean.get('Action')} failed: {first.get('Message', 'error')}",
+                "Error",
+                first.get("ActionID", ""),
+            )
+        return reply
+
+    # --- the actions the controller uses
+
+    async def setvar(self, channel: str, name: str, value: str) -> None:
+        await self.action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
+
+    async def hangup(self, channel: str, cause: int = 16) -> None:
+        await self.action({"Action": "Hangup", "Channel": channel, "Cause": str(cause)})
+
+    async def originate(
+        self,
+        channel: str,
+        *,
+        context: str,
+        exten: str = "s",
+        priority: int = 1,
+        caller_id: str = "",
+        variables: Mapping[str, str] | None = None,
+        channel_id: str = "",
+        other_channel_id: str = "",
+        timeout_ms: int = 30_000,
+    ) -> None:
+        """Originate without waiting for the answer (Async: the result arrives as an event)."""
+        action: dict[str, Any] = {
+            "Action": "Originate",
+            "Channel": channel,
+            "Context": context,
+            "Exten": exten,
+            "Priority": str(priority),
+            "Timeout": str(timeout_ms),
+            "Async": "true",
+        }
+        if caller_id:
+            action["CallerID"] = caller_id
+        if channel_id:
+            action["ChannelId"] = channel_id
+        if other_channel_id:
+            action["OtherChannelId"] = other_channel_id
+        if variables:
+            action["Variable"] = [f"{k}={v}" for k, v in variables.items()]
+        # Only the immediate "queued" reply is awaited: waiting for OriginateResponse here
+        # would serialize originates (panoramisk #88).
+        if not self.ready:
+            raise AmiNotConnected(f"AMI not logged in ({self.last_error or 'connecting'})")
+        future = self._manager.send_action(check_action(action), as_list=False)
+        reply = await asyncio.wait_for(future, 10)
+        if reply.get("Response") == "Error":
+            raise AmiError(f"AMI Originate of {channel} failed: {reply.get('Message')}", "Error",
+                           reply.get("ActionID", ""))

