@@ -7,6 +7,7 @@ module-level lock and one engine that lives for the whole process.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
@@ -58,7 +59,16 @@ def _get_engine() -> Any:
         # Driver commands run from a queue that swallows exceptions (e.g. an unknown voice) and
         # only reports them on the "error" topic; collect them so a render can fail loudly.
         _engine.connect("error", _on_error)
+        atexit.register(_release_engine)
     return _engine
+
+
+def _release_engine() -> None:
+    # Drop the engine while the interpreter is intact: pyttsx3's DriverProxy.__del__ needs
+    # modules that are already torn down when it only runs at interpreter shutdown.
+    global _engine
+    with _lock:
+        _engine = None
 
 
 def _on_error(name: str | None = None, exception: BaseException | None = None) -> None:
