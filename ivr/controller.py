@@ -178,7 +178,7 @@ class Controller:
             return
         changed = True
         if name == "QueueCallerJoin":
-            call.queue = event.get("Queue") or call.queue
+            call.queue = flow_queue_name(event.get("Queue", "")) or call.queue
             call.outcome = call.outcome or Outcome.QUEUED
         elif name == "AgentConnect":
             call.agent = event.get("MemberName") or event.get("Interface")
@@ -194,6 +194,11 @@ class Controller:
             changed = False
         if changed:
             asyncio.ensure_future(self.store.save(call, "call.ended" if name == "Hangup" else "call.updated"))
+
+
+def flow_queue_name(asterisk_queue: str) -> str:
+    """Asterisk's queue 'q_cards' is the flow's queue 'cards' (see asterisk_conf/queues.conf)."""
+    return asterisk_queue.removeprefix("q_")
 
 
 def build_controller(settings: Settings) -> Controller:

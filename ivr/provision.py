@@ -66,7 +66,7 @@ def render_manager_users(settings: Settings, ami_secret: str) -> str:
         f"secret = {ami_secret}\n"
         "deny = 0.0.0.0/0.0.0.0\n"
         "permit = 127.0.0.1/255.255.255.255\n"
-        "read = call,agent,user,dtmf,reporting,cdr,dialplan\n"
+        "read = call,agent,user,dtmf,reporting,cdr,dialplan,agi\n"
         "write = call,agent,user,originate,reporting\n"
         "writetimeout = 2000\n"
     )

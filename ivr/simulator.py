@@ -30,6 +30,7 @@ from ivr.agi import normalize_number
 from ivr.ami import AmiClient
 from ivr.calls import CallRecord, Outcome
 from ivr.config import Settings, asterisk_path
+from ivr.controller import flow_queue_name
 from ivr.provision import write_wav
 from ivr.store import EVENTS_CHANNEL, call_key
 
@@ -75,8 +76,8 @@ class SimulatedCall:
     """The caller side's channel name (learned from AMI)."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """Controller events seen for this call."""
-    fallback_queue: str | None = None
-    """The queue Asterisk put the call in, seen on AMI (covers a controller that is down)."""
+    joined_queue: str | None = None
+    """The queue Asterisk put the call in (QueueCallerJoin on AMI); also covers a controller that is down."""
     hung_up: bool = False
 
     @property
@@ -155,7 +156,7 @@ class Simulator:
         if uid == sim.caller_uid and name == "Newchannel":
             sim.caller_channel = event.get("Channel", "")
         elif uid == sim.call_id and name == "QueueCallerJoin":
-            sim.fallback_queue = event.get("Queue")
+            sim.joined_queue = flow_queue_name(event.get("Queue", ""))
         elif uid in (sim.call_id, sim.caller_uid) and name == "Hangup":
             sim.hung_up = True
 
@@ -196,21 +197,21 @@ class Simulator:
 
     def _reached(self, record: dict[str, Any] | None, sim: SimulatedCall, until: str) -> bool:
         if record is None:
-            return sim.fallback_queue is not None and until == "queued"
+            return sim.joined_queue is not None and until == "queued"
         outcome = record.get("outcome")
-        if until == "end":
+        if until == "end" or record.get("ended_at"):
             return bool(record.get("ended_at"))
-        if until == "answered":
-            return outcome in ("answered", "self_service", "callback", "abandoned", "error") or bool(
-                record.get("ended_at"))
-        return outcome is not None
+        if outcome in ("self_service", "callback", "abandoned", "error", "answered"):
+            return True
+        # "queued" means Asterisk has the caller in the queue, not only that the controller decided so.
+        return until == "queued" and outcome == "queued" and sim.joined_queue is not None
 
     def _bare_record(self, sim: SimulatedCall) -> dict[str, Any]:
         """A record from AMI alone, for calls the controller never saw (it was down)."""
-        call = CallRecord(call_id=sim.call_id, caller=sim.caller, queue=sim.fallback_queue,
-                          outcome=Outcome.QUEUED if sim.fallback_queue else Outcome.ERROR)
+        call = CallRecord(call_id=sim.call_id, caller=sim.caller, queue=sim.joined_queue,
+                          outcome=Outcome.QUEUED if sim.joined_queue else Outcome.ERROR)
         call.note("controller did not handle the call; Asterisk's dialplan fallback took it"
-                  if sim.fallback_queue else "call never reached the controller or a queue")
+                  if sim.joined_queue else "call never reached the controller or a queue")
         call.ended_at = time.time() if sim.hung_up else None
         return call.to_dict()
 

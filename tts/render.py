@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = "slin-8k-s16le-mono-v1"
 """Part of every cache key: bump it when the produced audio changes so old files are not reused."""
 
-PROMPT_SUFFIX = ".sln16"
+PROMPT_SUFFIX = ".sln"  # Asterisk reads .sln as 8 kHz signed linear (.sln16 would be 16 kHz)
 """File name suffix of rendered prompts (content: 8 kHz, 16-bit signed LE, mono, no header).
 
 Beware: Asterisk reads `.sln16` as 16 kHz and `.sln` as 8 kHz when it picks a format by suffix.

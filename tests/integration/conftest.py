@@ -1,0 +1,86 @@
+"""The real stack, once per test session: Redis, Asterisk 22 in its Debian root, the controller.
+
+The controller is restarted at the start so it runs this checkout's code; the stack is
+stopped at the end only if the session started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr import stack
+from ivr.ami import AmiClient
+from ivr.config import Settings, load_settings
+from ivr.provision import provision
+from ivr.simulator import Simulator
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def live_stack(settings: Settings) -> Iterator[Settings]:
+    was_running = stack.asterisk_answers(settings)
+    provision(settings)
+    stack.controller_down(settings)
+    stack.up(settings)
+    if was_running:  # pick up configuration edits without a restart
+        stack.asterisk_rx(settings, "core reload")
+    yield settings
+    if not was_running:
+        stack.down(settings)
+
+
+@pytest.fixture(scope="session")
+def say(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Synthesize a caller's utterance with espeak-ng (8 kHz WAV, as a phone line carries it)."""
+    folder = tmp_path_factory.mktemp("speech")
+
+    def _say(text: str, voice: str = "ko", rate: int = 140) -> Path:
+        path = folder / f"{abs(hash((text, voice, rate)))}.wav"
+        if not path.exists():
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(path), text], check=True)
+        return path
+
+    return _say
+
+
+@pytest.fixture
+async def call(live_stack: Settings):  # type: ignore[no-untyped-def]
+    """Place a simulated call through the real Asterisk; returns the call record."""
+
+    async def _call(caller: str = "01012345678", audio: list[Path] | None = None, dtmf: list[str] | None = None,
+                    **kwargs: Any) -> dict[str, Any]:
+        return await Simulator(live_stack).run(caller, audio or [], dtmf or [], **kwargs)
+
+    return _call
+
+
+@pytest.fixture
+async def ami_events(live_stack: Settings) -> AsyncIterator[list[Any]]:
+    """Every AMI event Asterisk sends during the test, through our own AMI login."""
+    events: list[Any] = []
+    client = AmiClient(live_stack.ami_host, live_stack.ami_port, live_stack.ami_username,
+                       live_stack.ami_secret.get_secret_value())
+    client.on("*", events.append)
+    client.start()
+    assert await client.wait_ready(10), client.last_error
+    yield events
+    client.close()
+
+
+async def wait_for(predicate, timeout: float = 10.0, step: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return bool(predicate())
