@@ -162,6 +162,8 @@ class ModelRegistry:
 
 def _load(pack: ModelPack) -> LoadedModel:
     check_model_dir(pack)
+    # Kaldi logs every grammar it compiles (one per turn) to stderr; warnings and errors only.
+    vosk.SetLogLevel(-1)
     logger.info("loading Vosk model for %s from %s", pack.language, pack.path)
     try:
         model = vosk.Model(str(pack.path))

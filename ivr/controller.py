@@ -52,6 +52,7 @@ class Controller:
         """Live calls by call id (the hotline channel's uniqueid), until Asterisk reports the hangup."""
         self.started_at = time.time()
         self.calls_handled = 0
+        self._background: set[asyncio.Future[bool]] = set()
 
     # --- lifecycle
 
@@ -193,7 +194,9 @@ class Controller:
         else:
             changed = False
         if changed:
-            asyncio.ensure_future(self.store.save(call, "call.ended" if name == "Hangup" else "call.updated"))
+            task = asyncio.ensure_future(self.store.save(call, "call.ended" if name == "Hangup" else "call.updated"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
 
 def flow_queue_name(asterisk_queue: str) -> str:

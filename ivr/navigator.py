@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,8 @@ FEED_FRAMES = 5
 ACT_THRESHOLD = 0.45
 MAX_FAILED_TURNS = 2
 AGENT_KEY = "0"
+#: Rendered prompts kept in memory (static prompts of a flow are a few dozen).
+PROMPT_MEMORY_CACHE = 512
 
 
 @dataclass(slots=True)
@@ -71,14 +73,22 @@ class Speech:
         self.registry = registry
         self.renderer = renderer
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asr")
+        self._prompts: dict[tuple[str, str], bytes] = {}
 
     def recognizer(self, language: str, phrases: list[str]) -> TurnRecognizer:
         model = self.registry.get(language)
         return TurnRecognizer(model, build_grammar(phrases, model) if phrases else None)
 
     async def prompt(self, text: str, language: str) -> bytes:
-        path = await self.renderer.render_async(text, language)
-        return Path(path).read_bytes()
+        key = (text, language)
+        pcm = self._prompts.get(key)
+        if pcm is None:
+            path = await self.renderer.render_async(text, language)
+            pcm = await asyncio.to_thread(Path(path).read_bytes)
+            if len(self._prompts) >= PROMPT_MEMORY_CACHE:  # dynamic prompts (amounts) must not grow it forever
+                self._prompts.pop(next(iter(self._prompts)))
+            self._prompts[key] = pcm
+        return pcm
 
 
 ListenHook = Callable[[CallRecord, str, float], Awaitable[None]]
@@ -147,9 +157,15 @@ class Navigator:
             intent = match_dtmf(heard.dtmf, {i: self.flow.intents[i].dtmf for i in offered})
             turn.intent, turn.score = intent, 1.0 if intent else 0.0
             return intent
-        if not heard.result or not heard.result.text:
+        result = heard.result
+        if not result or not result.text:
             return None
-        match = match_intent(heard.result.text, heard.result.confidence, self.flow.phrases(offered, language))
+        # Vosk's grammar is a bigram model: it can return word strings that are no phrase at all.
+        # An n-best entry that is exactly a grammar phrase is the trustworthy one; plain text is
+        # only half-trusted.
+        text, confidence = (result.phrase, result.phrase_confidence) if result.phrase else (
+            result.text, result.confidence * 0.5)
+        match = match_intent(text, confidence, self.flow.phrases(offered, language))
         if match is None:
             return None
         turn.intent, turn.score = match.intent, match.score

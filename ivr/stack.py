@@ -68,7 +68,7 @@ def running_pid(settings: Settings, name: str) -> int | None:
 def _spawn(settings: Settings, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     _pid_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
-    log = open(_log_file(settings, name), "ab")  # noqa: SIM115 - handed to the child
+    log = open(_log_file(settings, name), "ab")
     proc = subprocess.Popen(
         argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True, env=env, cwd=PROJECT_DIR,

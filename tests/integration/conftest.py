@@ -20,6 +20,7 @@ from ivr.config import Settings, load_settings
 from ivr.provision import provision
 from ivr.simulator import Simulator
 
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return load_settings()
