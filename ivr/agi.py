@@ -163,6 +163,16 @@ class AgiSession:
                     if text == "HANGUP":  # async notice (AGISIGHUP=yes); the reply follows
                         self.hung_up = True
                         continue
+                    if text.startswith("520-"):
+                        # A usage error spans lines up to "520 End of proper usage."; read them all
+                        # or the next command would get this reply's tail.
+                        usage = [text]
+                        while not usage[-1].startswith("520 "):
+                            more = await self._reader.readline()
+                            if not more:
+                                break
+                            usage.append(more.decode("utf-8", "replace").rstrip("\r\n"))
+                        raise AgiError(f"AGI {line!r} rejected: " + " ".join(usage), 520)
                     reply = parse_agi_result(text) if text[:3].isdigit() else {"error": "unparsable", "msg": text}
                     if reply.get("status_code") == 100:  # "100 Trying..." precedes the real reply
                         continue
@@ -221,6 +231,7 @@ class FastAgiServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_ENVIRONMENT_BYTES)
+        self.port = self._server.sockets[0].getsockname()[1]  # the real port when asked for port 0
         log.info("FastAGI listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:

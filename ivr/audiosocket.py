@@ -343,6 +343,7 @@ class AudioSocketServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]  # the real port when asked for port 0
         log.info("AudioSocket listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:

@@ -300,12 +300,6 @@ async def test_command_unparsable_reply() -> None:
     assert info.value.status == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AgiSession.command stops at the first line of Asterisk's multi-line 520 usage reply "
-    "('520-...' / usage / '520 End of proper usage.'); the leftover lines are read as the next "
-    "command's reply, so the session is desynchronised",
-)
 async def test_multiline_520_usage_reply_does_not_desync_next_command() -> None:
     session, _ = session_with(
         b"520-Invalid command syntax.  Proper usage follows:\n"
