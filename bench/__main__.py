@@ -1,0 +1,5 @@
+"""make bench: every benchmark, each printing a table and writing bench/out/<name>.json."""
+
+from bench import spine
+
+spine.main()
