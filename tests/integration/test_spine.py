@@ -126,3 +126,19 @@ async def test_redis_down_calls_still_routed(live_stack: Settings, ami_events):
         assert f"call {call_id}: cannot save to Redis" in log
     finally:
         await asyncio.to_thread(stack.redis_up, s)
+
+
+async def test_ami_login_failure_is_reported_not_silent(live_stack: Settings):
+    from ivr.ami import AmiClient, AmiNotConnected
+
+    s = live_stack
+    client = AmiClient(s.ami_host, s.ami_port, s.ami_username, "wrong-secret")
+    client.start()
+    try:
+        assert await client.wait_ready(3) is False
+        assert await wait_for(lambda: "refused" in client.last_error, timeout=5)
+        assert s.ami_username in client.last_error
+        with pytest.raises(AmiNotConnected, match="refused"):
+            await client.setvar("Local/x", "A", "b")
+    finally:
+        client.close()
