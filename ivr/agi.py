@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from panoramisk.utils import parse_agi_result
 
+from ivr.tcp import TcpListener
+
 log = logging.getLogger(__name__)
 
 #: An AGI environment is a few dozen short lines; anything larger is not Asterisk.
@@ -213,31 +215,22 @@ class AgiSession:
 AgiHandler = Callable[[AgiSession], Awaitable[None]]
 
 
-class FastAgiServer:
+class FastAgiServer(TcpListener):
     """Routes FastAGI requests by script name; one failing call never disturbs another."""
 
+    protocol = "FastAGI"
+    read_limit = MAX_ENVIRONMENT_BYTES
+
     def __init__(self, host: str, port: int, environment_timeout: float = 5.0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.environment_timeout = environment_timeout
         self._routes: dict[str, AgiHandler] = {}
-        self._server: asyncio.Server | None = None
         self.active: set[asyncio.Task[None]] = set()
 
     def route(self, script: str, handler: AgiHandler) -> None:
         if script in self._routes:
             raise ValueError(f"AGI route {script!r} already registered")
         self._routes[script] = handler
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_ENVIRONMENT_BYTES)
-        self.port = self._server.sockets[0].getsockname()[1]  # the real port when asked for port 0
-        log.info("FastAGI listening on %s:%d", self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -26,6 +26,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from ivr.tcp import TcpListener
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
@@ -317,15 +319,15 @@ class AudioSession:
             await self.writer.wait_closed()
 
 
-class AudioSocketServer:
+class AudioSocketServer(TcpListener):
     """Accepts Asterisk's AudioSocket connections for sessions the controller announced."""
 
+    protocol = "AudioSocket"
+
     def __init__(self, host: str, port: int, uuid_timeout: float = 2.0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.uuid_timeout = uuid_timeout
         self._expected: dict[uuid.UUID, tuple[str, asyncio.Future[AudioSession]]] = {}
-        self._server: asyncio.Server | None = None
         self.rejected = 0
         """Connections closed because they did not present a UUID we issued."""
 
@@ -340,16 +342,6 @@ class AudioSocketServer:
         entry = self._expected.pop(session_id, None)
         if entry and not entry[1].done():
             entry[1].cancel()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]  # the real port when asked for port 0
-        log.info("AudioSocket listening on %s:%d", self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")

@@ -79,7 +79,7 @@ async def test_missing_model_falls_back_to_keys(renderer: PromptRenderer) -> Non
 
 
 async def test_two_silent_turns_go_to_a_person(renderer: PromptRenderer) -> None:
-    session, reader = line(b"")
+    session, _ = line(b"")
     call = CallRecord(call_id="call-1", caller="0101")
     decision = await navigator(renderer, _NoModels(), no_input_s=0.2).run(call, session)
     assert decision.queue == "general"
