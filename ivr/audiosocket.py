@@ -124,7 +124,7 @@ class CallerDtmf:
 
 @dataclass(frozen=True, slots=True)
 class CallerGone:
-    """The session ended: hangup, error or socket closed (a system frame)."""
+    """The session ended: hangup, error or socket closed (ordered after the audio before it)."""
 
     reason: str
     """Why, for the call record and the log."""
@@ -303,7 +303,9 @@ class AudioSession:
         self.closed.set()
         if self._playback:
             self._playback.stop()
-        self._put(_SYSTEM, CallerGone(reason))
+        # In order, after the audio already received: a caller who hangs up mid-sentence
+        # still has that sentence recognized and recorded.
+        self._put(_MEDIA, CallerGone(reason))
 
     async def close(self, reason: str = "closed by controller") -> None:
         """End the session: a hangup frame lets AudioSocket() return and the dialplan go on."""

@@ -35,8 +35,28 @@ class Turn:
     """Score of that intent, 0..1."""
     dtmf: str = ""
     """Keys pressed during the turn."""
+    kind: str = "ask"
+    """"ask" (a question of the flow), "confirm" (yes/no on an intent) or "offer" (callback)."""
+    language: str = ""
+    """Language the turn was recognized in."""
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    """n-best hypotheses: [{text, confidence}], best first."""
+    words: list[dict[str, Any]] = field(default_factory=list)
+    """Words of the best hypothesis: [{word, start, end, conf}]."""
+    dialect: str | None = None
+    """Dialect of the variant that matched, when one did."""
+    used_context: bool = False
+    """The intent needed the caller's earlier words at this question."""
+    correction: bool = False
+    """The caller corrected an earlier understanding ("no, ...")."""
+    barged_in: bool = False
+    """The caller interrupted the prompt."""
     started_at: float = field(default_factory=time.time)
     """When the prompt started (epoch seconds)."""
+    speech_started_at: float | None = None
+    """When the caller's speech began."""
+    speech_ended_at: float | None = None
+    """When the caller's speech ended (last voiced audio)."""
     decided_at: float | None = None
     """When the engine decided on this turn."""
     audio: str | None = None
@@ -57,6 +77,10 @@ class CallRecord:
     """Asterisk channel name."""
     customer: str | None = None
     """Customer id, when the caller's number is known."""
+    customer_name: str | None = None
+    """Customer's name, for the agent's screen."""
+    tier: str | None = None
+    """Customer tier (standard, gold, vip)."""
     language: str = "ko"
     """Language the IVR speaks with this caller."""
     path: list[str] = field(default_factory=list)
@@ -67,6 +91,10 @@ class CallRecord:
     """Final intent."""
     queue: str | None = None
     """Queue the call was sent to."""
+    transfer_to: str | None = None
+    """Extension the call was transferred to (a named person)."""
+    self_served: bool = False
+    """The caller was served by the IVR itself (e.g. heard their balance)."""
     agent: str | None = None
     """Who answered (queue member name), when someone did."""
     outcome: Outcome | None = None

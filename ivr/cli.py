@@ -149,3 +149,43 @@ def models_pull(language: str) -> None:
     except ModelMissing as exc:
         _fail(str(exc))
     typer.echo(f"model for {language} in {path}")
+
+
+customers_app = typer.Typer(help="Customer data (caller-ID lookup, self-service).", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
+dialplan_app = typer.Typer(help="IVR flows (dialplans/).", no_args_is_help=True)
+app.add_typer(dialplan_app, name="dialplan")
+
+
+@customers_app.command("import")
+def customers_import(file: Path) -> None:
+    """Import customers from a JSON list; bad rows are reported by row, good rows imported."""
+    import redis.asyncio as aioredis
+
+    from ivr.customers import CustomerStore, load_rows
+
+    try:
+        rows = load_rows(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"{file}: {exc}")
+
+    async def run() -> tuple[int, list[str]]:
+        client = aioredis.from_url(load_settings().redis_url, decode_responses=True)
+        try:
+            return await CustomerStore(client, timeout_s=10).import_rows(rows)
+        finally:
+            await client.aclose()
+
+    imported, errors = asyncio.run(run())
+    for error in errors:
+        typer.secho(f"{file}: {error}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"imported {imported} customers, {len(errors)} rows rejected")
+    raise typer.Exit(1 if errors else 0)
+
+
+@dialplan_app.command("schema")
+def dialplan_schema() -> None:
+    """Print the flow format's JSON Schema."""
+    from ivr.flow import Flow
+
+    typer.echo(json.dumps(Flow.model_json_schema(), indent=2, ensure_ascii=False))

@@ -30,6 +30,7 @@ from ivr.ami import AmiClient
 from ivr.audiosocket import AudioSession, AudioSocketServer
 from ivr.calls import CallRecord, Outcome
 from ivr.config import Settings
+from ivr.customers import CustomerStore
 from ivr.flow import load_flow
 from ivr.navigator import Decision, Navigator, Speech
 from ivr.store import CallStore
@@ -48,6 +49,7 @@ class Controller:
                              settings.ami_secret.get_secret_value())
         self.ami.on("*", self.on_ami_event)
         self.store = CallStore(settings.redis_url, settings.call_record_ttl_s)
+        self.customers = CustomerStore(self.store.redis)
         self.calls: dict[str, CallRecord] = {}
         """Live calls by call id (the hotline channel's uniqueid), until Asterisk reports the hangup."""
         self.started_at = time.time()
@@ -103,35 +105,55 @@ class Controller:
     async def handle_hotline(self, agi: AgiSession) -> None:
         env = agi.env
         call = CallRecord(call_id=env.uniqueid, caller=env.caller, channel=env.channel,
-                          language=self.settings.default_language)
+                          language=self.navigator.flow.languages[0])
         self.calls[call.call_id] = call
         self.calls_handled += 1
-        log.info("call %s from %s on %s", call.call_id, call.caller or "withheld", call.channel)
+        customer = await self.customers.by_phone(call.caller)
+        if customer:
+            call.customer, call.customer_name, call.tier = customer.id, customer.name, customer.tier
+            if customer.language in self.navigator.flow.languages:
+                call.language = customer.language
+        log.info("call %s from %s (%s) on %s", call.call_id, call.caller or "withheld",
+                 call.customer or "unknown caller", call.channel)
         await self.store.save(call, "call.started")
         try:
             decision = await self._navigate(call, agi)
         except CallHungUp:
-            decision = Decision(None, call.intent, "caller hung up")
+            decision = Decision("hangup", reason="caller hung up")
         except Exception as exc:
             # Never a dead end: log it, and the caller goes to a person.
             log.exception("call %s: navigation failed", call.call_id)
             call.note(f"controller error: {type(exc).__name__}: {exc}")
-            decision = Decision(self.settings.fallback_queue, call.intent, "controller error")
-        call.intent = decision.intent
+            decision = Decision("queue", queue=self.settings.fallback_queue, reason="controller error")
         call.note(f"decision: {decision.reason}")
-        if decision.queue is None:
+        await self._hand_over(call, agi, decision)
+        await self.store.save(call, "call.routed" if call.queue else "call.updated")
+
+    async def _hand_over(self, call: CallRecord, agi: AgiSession, decision: Decision) -> None:
+        """Tell the dialplan what to do next, and record the outcome."""
+        variables: dict[str, str] = {}
+        if decision.kind == "queue" and decision.queue:
+            call.queue, call.outcome = decision.queue, Outcome.QUEUED
+            variables = {"IVR_QUEUE": decision.queue, "IVR_PRIORITY": str(decision.priority)}
+        elif decision.kind == "transfer" and decision.target:
+            call.transfer_to, call.queue, call.outcome = decision.target, decision.queue, Outcome.QUEUED
+            variables = {"IVR_ACTION": "transfer", "IVR_TARGET": decision.target,
+                         "IVR_QUEUE": decision.queue or self.settings.fallback_queue}
+        elif decision.kind == "callback":
+            call.queue, call.outcome = decision.queue, Outcome.CALLBACK
+            await self.store.request_callback(call)
+            variables = {"IVR_ACTION": "hangup"}
+        else:
             if decision.reason == "caller hung up":
                 call.outcome = Outcome.ABANDONED
-            if not agi.hung_up:
-                with contextlib.suppress(CallHungUp):
-                    await agi.set_variable("IVR_ACTION", "hangup")
-        else:
-            call.queue = decision.queue
-            call.outcome = Outcome.QUEUED
-            if not agi.hung_up:
-                with contextlib.suppress(CallHungUp):
-                    await agi.set_variable("IVR_QUEUE", decision.queue)
-        await self.store.save(call, "call.routed" if call.queue else "call.updated")
+            else:
+                call.outcome = Outcome.SELF_SERVICE if call.self_served else Outcome.ABANDONED
+            variables = {"IVR_ACTION": "hangup"}
+        if agi.hung_up:
+            return
+        with contextlib.suppress(CallHungUp):
+            for name, value in variables.items():
+                await agi.set_variable(name, value)
 
     async def _navigate(self, call: CallRecord, agi: AgiSession) -> Decision:
         session_id, connected = self.audio.expect(call.call_id)
@@ -149,7 +171,7 @@ class Controller:
                 reason = "AudioSocket did not connect" if not done else "AudioSocket() ended before connecting"
                 call.note(f"{reason}: to a person")
                 log.error("call %s: %s", call.call_id, reason)
-                return Decision(self.settings.fallback_queue, None, reason)
+                return Decision("queue", queue=self.settings.fallback_queue, reason=reason)
             session: AudioSession = connected.result()
             try:
                 decision = await self.navigator.run(call, session)
@@ -157,7 +179,7 @@ class Controller:
                 await session.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(audiosocket_app), 5)
-            if session.close_reason.startswith(("hangup", "socket closed by Asterisk")) and decision.queue is None:
+            if session.close_reason.startswith(("hangup", "socket closed by Asterisk")) and decision.kind == "hangup":
                 raise CallHungUp(session.close_reason)
             return decision
         finally:
@@ -221,4 +243,6 @@ def build_controller(settings: Settings) -> Controller:
             log.error("no speech recognition for %r: %s (callers use keys)", language, exc)
     controller = Controller(settings, navigator)
     navigator.on_listen = controller.on_listen
+    navigator.on_turn = controller.store.append_turn
+    navigator.customers = controller.customers.by_phone
     return controller

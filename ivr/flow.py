@@ -1,7 +1,17 @@
 """IVR flows as data: the YAML files in dialplans/ that admins edit.
 
-A flow is a graph of nodes. The models below are the format; their JSON Schema
-(``Flow.model_json_schema()``) is what editors validate against.
+A flow is a graph of nodes:
+
+- ``ask``: prompt, then listen for speech and keys at once; routes intents to nodes
+- ``say``: a prompt, then the next node
+- ``self_service``: look something up for the caller (e.g. a balance), say it, go on
+- ``route``: hand the call to a queue of people (skills, priority)
+- ``transfer``: hand the call to a named person or extension (e.g. a field manager)
+- ``callback_offer``: offer to call back instead of waiting
+- ``hangup``: say goodbye and end the call
+
+The pydantic models below are the format; ``Flow.model_json_schema()`` is its JSON
+Schema (``ivr dialplan schema`` prints it) for editors.
 """
 
 from __future__ import annotations
@@ -12,6 +22,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+QUEUE_NAME = r"^[a-z][a-z0-9_]*$"
+NODE_ID = r"^[a-z][a-z0-9_]*$"
+
 LanguageText = dict[str, str]
 """Text per language code, e.g. {"ko": "...", "en": "..."}."""
 
@@ -20,42 +33,112 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Variant(_Strict):
+    """A dialect's way of saying an intent."""
+
+    language: str
+    dialect: str = Field(description="e.g. gyeongsang, jeolla, scottish")
+    phrase: str
+
+
 class Intent(_Strict):
     """Something a caller may want, with the ways they say it."""
 
-    phrases: dict[str, list[str]] = Field(default_factory=dict, description="example phrases per language")
+    phrases: dict[str, list[str]] = Field(default_factory=dict, description="phrases and synonyms per language")
+    variants: list[Variant] = Field(default_factory=list, description="dialect variants, each tagged")
     dtmf: str | None = Field(default=None, pattern=r"^[0-9*#]$", description="key that selects this intent")
+    confirm: LanguageText = Field(default_factory=dict, description="question to confirm this intent (yes/no)")
+    examples: LanguageText = Field(default_factory=dict, description="how to say it, for re-prompts")
+
+
+class Listen(_Strict):
+    """How an ask node listens."""
+
+    no_input_s: float = Field(default=6.0, gt=0, le=30, description="silence after the prompt = no input")
+    max_speech_s: float = Field(default=10.0, gt=0, le=60, description="longest utterance")
+    barge_in: bool = Field(default=True, description="the caller may interrupt the prompt")
+    barge_in_min_speech_ms: int = Field(
+        default=300, ge=0, le=2000,
+        description="speech this long (or a recognized word) cuts the prompt; a cough does not",
+    )
+    endpoint_silence_s: float = Field(default=0.6, ge=0.2, le=3.0, description="silence that ends an utterance")
 
 
 class AskNode(_Strict):
-    """Prompt, then listen for speech and keys at once."""
-
     type: Literal["ask"]
     prompt: LanguageText
-    reprompt: LanguageText | None = None
+    reprompt: LanguageText | None = Field(default=None, description="after a miss; defaults to examples")
     routes: dict[str, str] = Field(description="intent id -> next node id")
-    no_input_s: float = Field(default=6.0, gt=0, le=30, description="silence before a no-input turn")
-    max_speech_s: float = Field(default=10.0, gt=0, le=60)
+    listen: Listen = Field(default_factory=Listen)
+
+
+class SayNode(_Strict):
+    type: Literal["say"]
+    prompt: LanguageText
+    next: str
+
+
+class SelfServiceNode(_Strict):
+    type: Literal["self_service"]
+    action: Literal["balance"] = Field(description="what to look up")
+    prompt: LanguageText = Field(description="spoken result; {placeholders} from the lookup")
+    unavailable: LanguageText = Field(description="said when the caller is unknown or the lookup fails")
+    next: str
+    on_unavailable: str = Field(description="node when the lookup gives nothing (usually a person)")
 
 
 class RouteNode(_Strict):
-    """Hand the call to a queue of people."""
-
     type: Literal["route"]
-    queue: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    queue: str = Field(pattern=QUEUE_NAME)
     skills: list[str] = Field(default_factory=list)
     priority: int = Field(default=0, ge=0, le=100)
     prompt: LanguageText | None = None
 
 
-class HangupNode(_Strict):
-    """Say goodbye and end the call."""
+class TransferNode(_Strict):
+    type: Literal["transfer"]
+    target: str = Field(pattern=r"^[0-9]{2,15}$", description="extension of a person (desk or field mobile)")
+    prompt: LanguageText | None = None
+    fallback_queue: str = Field(default="general", pattern=QUEUE_NAME, description="when nobody answers")
 
+
+class CallbackOfferNode(_Strict):
+    type: Literal["callback_offer"]
+    prompt: LanguageText = Field(description="the offer: 1 / yes for a callback")
+    accepted: LanguageText = Field(description="said when the caller accepts")
+    queue: str = Field(pattern=QUEUE_NAME, description="queue the callback keeps a place in")
+    next: str = Field(description="node when the caller declines")
+
+
+class HangupNode(_Strict):
     type: Literal["hangup"]
     prompt: LanguageText | None = None
 
 
-Node = Annotated[AskNode | RouteNode | HangupNode, Field(discriminator="type")]
+Node = Annotated[
+    AskNode | SayNode | SelfServiceNode | RouteNode | TransferNode | CallbackOfferNode | HangupNode,
+    Field(discriminator="type"),
+]
+
+
+class Confirmation(_Strict):
+    """Yes and no, per language (keys 1 and 2 always work)."""
+
+    yes: dict[str, list[str]]
+    no: dict[str, list[str]]
+
+
+class Messages(_Strict):
+    """What the engine itself says."""
+
+    not_understood: LanguageText = Field(description="before a re-prompt")
+    to_person: LanguageText = Field(description="before handing the call to a person")
+    keys_only: LanguageText = Field(description="when speech recognition is unavailable")
+
+
+class Thresholds(_Strict):
+    act: float = Field(default=0.6, ge=0, le=1, description="act on an intent scored at least this")
+    confirm: float = Field(default=0.3, ge=0, le=1, description="confirm an intent scored at least this")
 
 
 class Flow(_Strict):
@@ -64,38 +147,80 @@ class Flow(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     languages: list[str] = Field(min_length=1)
     start: str
-    fallback_queue: str = Field(default="general", pattern=r"^[a-z][a-z0-9_]*$")
+    fallback_queue: str = Field(default="general", pattern=QUEUE_NAME)
+    agent_intent: str = Field(default="agent", description="the intent that reaches a person from any node")
+    max_failures: int = Field(default=2, ge=1, le=2, description="misses in a row before a person (at most 2)")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    confirmation: Confirmation
+    messages: Messages
     intents: dict[str, Intent]
     nodes: dict[str, Node]
 
     @model_validator(mode="after")
     def _references_exist(self) -> Flow:
+        problems: list[str] = []
         if self.start not in self.nodes:
-            raise ValueError(f"start node {self.start!r} is not defined")
+            problems.append(f"start node {self.start!r} is not defined")
+        if self.agent_intent not in self.intents:
+            problems.append(f"agent_intent {self.agent_intent!r} is not an intent")
         for node_id, node in self.nodes.items():
+            for field_name in ("next", "on_unavailable"):
+                target = getattr(node, field_name, None)
+                if target is not None and target not in self.nodes:
+                    problems.append(f"node {node_id!r}: {field_name} {target!r} is not a node")
             if isinstance(node, AskNode):
                 for intent_id, target in node.routes.items():
                     if intent_id not in self.intents:
-                        raise ValueError(f"node {node_id!r} routes unknown intent {intent_id!r}")
+                        problems.append(f"node {node_id!r} routes unknown intent {intent_id!r}")
                     if target not in self.nodes:
-                        raise ValueError(f"node {node_id!r} routes {intent_id!r} to unknown node {target!r}")
+                        problems.append(f"node {node_id!r} routes {intent_id!r} to unknown node {target!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def intent_ids(self, node: AskNode) -> list[str]:
+        """The intents an ask node listens for: its routes plus the way to a person."""
+        ids = list(node.routes)
+        return ids if self.agent_intent in ids else [*ids, self.agent_intent]
 
     def phrases(self, intent_ids: list[str], language: str) -> dict[str, list[str]]:
         return {i: self.intents[i].phrases.get(language, []) for i in intent_ids}
+
+    def grammar_phrases(self, node: AskNode, language: str) -> list[str]:
+        """Everything the recognizer should expect at this node, for the language."""
+        out: list[str] = []
+        for intent_id in self.intent_ids(node):
+            intent = self.intents[intent_id]
+            out += intent.phrases.get(language, [])
+            out += [v.phrase for v in intent.variants if v.language == language]
+        out += self.confirmation.no.get(language, [])  # corrections start with a no
+        return out
 
 
 class FlowError(ValueError):
     """A flow file that cannot be used; the message names the file and the problem."""
 
 
-def load_flow(path: Path) -> Flow:
+MAX_FLOW_BYTES = 1_000_000
+
+
+def parse_flow(text: str, source: str = "<flow>") -> Flow:
+    if len(text.encode()) > MAX_FLOW_BYTES:
+        raise FlowError(f"{source}: {len(text.encode())} bytes, over the {MAX_FLOW_BYTES}-byte limit for a flow")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise FlowError(f"{path}: {exc}") from None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FlowError(f"{source}: YAML syntax error: {exc}") from None
     try:
         return Flow.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise FlowError(f"{path}: {problems}") from None
+        raise FlowError(f"{source}: {problems}") from None
+
+
+def load_flow(path: Path) -> Flow:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FlowError(f"{path}: {exc}") from None
+    return parse_flow(text, str(path))

@@ -10,17 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ivr.calls import CallRecord
+from ivr.calls import CallRecord, Turn
 
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "ivr:events"
 CONTROLLER_KEY = "ivr:controller"
+CALLBACKS_STREAM = "ivr:callbacks"
 
 
 def call_key(call_id: str) -> str:
@@ -53,6 +55,27 @@ class CallStore:
             return False
         self._failing.discard(call.call_id)
         return True
+
+    async def append_turn(self, call: CallRecord, turn: Turn) -> None:
+        """The per-call turn log trainers read (a Redis stream), and a live update of the record."""
+        fields = {k: json.dumps(v, ensure_ascii=False) for k, v in asdict(turn).items()}
+        try:
+            await self.redis.xadd(f"{call_key(call.call_id)}:turns", fields, maxlen=200, approximate=True)
+            await self.redis.expire(f"{call_key(call.call_id)}:turns", self.ttl_s)
+        except (RedisError, OSError) as exc:
+            log.debug("call %s: turn not logged: %s", call.call_id, exc)
+        await self.save(call, "call.turn", {"node": turn.node, "intent": turn.intent})
+
+    async def request_callback(self, call: CallRecord) -> None:
+        """A callback that keeps the caller's place: the router (ACD) calls back in turn."""
+        try:
+            await self.redis.xadd(CALLBACKS_STREAM, {"call_id": call.call_id, "caller": call.caller,
+                                                     "queue": call.queue or "", "customer": call.customer or "",
+                                                     "at": str(time.time())})
+        except (RedisError, OSError) as exc:
+            log.error("call %s: callback request not stored (%s); the caller was told we would call", call.call_id,
+                      exc)
+            call.note(f"callback request not stored: {exc}")
 
     async def load(self, call_id: str) -> CallRecord | None:
         raw = await self.redis.get(call_key(call_id))

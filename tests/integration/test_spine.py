@@ -31,8 +31,16 @@ async def test_controller_hears_spoken_korean_through_audiosocket(call, say):
     assert turn["transcript"] == "상담원 연결"
     assert turn["intent"] == "agent"
     assert record["queue"] == "general"
-    # The caller's side of the turn is kept for trainers and compliance.
+    # The caller's side of the turn is kept for trainers, the whole call for compliance.
     assert turn["audio"] and turn["audio"].endswith("-1.wav")
+
+
+async def test_whole_call_is_recorded(call, live_stack: Settings):
+    record = await call(dtmf=["2"])
+    recordings = live_stack.recordings_dir / "calls"
+    assert await wait_for(lambda: any(recordings.glob(f"*/{record['call_id']}.wav")), timeout=10)
+    wav = next(recordings.glob(f"*/{record['call_id']}.wav"))
+    assert wav.stat().st_size > 8000  # seconds of 8 kHz audio, not an empty header
 
 
 async def test_ami_events_for_the_call_arrive(call, ami_events):

@@ -392,10 +392,12 @@ async def test_peer_clean_close_between_frames() -> None:
         writer.write(audio_frame(bytes([5]) * 320).encode())
         await writer.drain()
         writer.write_eof()
-        # The departure is a system event: it is delivered before the audio still queued.
+        # The departure comes after the audio received before it: a caller who hangs up
+        # mid-sentence still has that sentence recognized.
         await wait_until(lambda: session._events.qsize() == 2)
-        assert await session.next_event(TIMEOUT) == CallerGone("socket closed by Asterisk")
         assert await session.next_event(TIMEOUT) == CallerAudio(bytes([5]) * 320)
+        assert await session.next_event(TIMEOUT) == CallerGone("socket closed by Asterisk")
+        assert session.closed.is_set()
 
 
 async def test_oversized_frame_from_peer_ends_session() -> None:

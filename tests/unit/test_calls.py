@@ -27,7 +27,9 @@ def test_to_dict_is_plain_json() -> None:
     assert data["turns"][0] == {
         "node": "main_menu", "transcript": "카드 분실", "confidence": 0.91, "intent": "lost_card",
         "score": 0.9, "dtmf": "", "started_at": 101.0, "decided_at": 103.5, "audio": "calls/1/turn1.wav",
-        "error": None,
+        "error": None, "kind": "ask", "language": "", "alternatives": [], "words": [], "dialect": None,
+        "used_context": False, "correction": False, "barged_in": False, "speech_started_at": None,
+        "speech_ended_at": None,
     }
     assert json.loads(json.dumps(data)) == data
 

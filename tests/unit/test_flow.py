@@ -19,7 +19,10 @@ MINIMAL: dict[str, Any] = {
     "id": "test",
     "languages": ["en"],
     "start": "menu",
-    "intents": {"yes": {"phrases": {"en": ["yes"]}, "dtmf": "1"}},
+    "confirmation": {"yes": {"en": ["yes"]}, "no": {"en": ["no"]}},
+    "messages": {"not_understood": {"en": "Sorry."}, "to_person": {"en": "Hold on."},
+                 "keys_only": {"en": "Use keys."}},
+    "intents": {"yes": {"phrases": {"en": ["yes"]}, "dtmf": "1"}, "agent": {"phrases": {"en": ["agent"]}}},
     "nodes": {
         "menu": {"type": "ask", "prompt": {"en": "Say yes"}, "routes": {"yes": "done"}},
         "done": {"type": "hangup"},
@@ -41,9 +44,8 @@ def test_shipped_hotline_loads() -> None:
     assert flow.start == "main_menu"
     assert flow.languages == ["ko", "en"]
     assert flow.fallback_queue == "general"
-    assert set(flow.nodes) == {
-        "main_menu", "to_cards", "to_loans", "to_payments", "to_complaints", "to_general",
-    }
+    assert {"main_menu", "balance", "after_balance", "complaint_callback", "to_cards", "to_loans", "to_payments",
+            "to_complaints", "to_general", "goodbye"} == set(flow.nodes)
     menu = flow.nodes["main_menu"]
     assert isinstance(menu, AskNode)
     assert menu.routes["lost_card"] == "to_cards"
@@ -52,19 +54,27 @@ def test_shipped_hotline_loads() -> None:
     assert (cards.queue, cards.skills, cards.priority) == ("cards", ["cards"], 10)
     assert {i: intent.dtmf for i, intent in flow.intents.items()} == {
         "balance": "1", "lost_card": "2", "loan": "3", "transfer": "4",
-        "password": "5", "complaint": "6", "agent": "0",
+        "password": "5", "complaint": "6", "agent": "0", "finish": "9",
     }
-    assert flow.phrases(["balance", "agent"], "ko") == {
-        "balance": ["잔액 조회", "잔액 확인", "잔고 조회"],
-        "agent": ["상담원 연결", "상담원"],
-    }
+    # Every intent has the canonical Korean phrase of the demo and an English one.
+    canonical = {"balance": "잔액 조회", "lost_card": "카드 분실 신고", "loan": "대출 상담", "transfer": "계좌 이체",
+                 "password": "비밀번호 변경", "agent": "상담원 연결"}
+    for intent, phrase in canonical.items():
+        assert phrase in flow.intents[intent].phrases["ko"]
+        assert flow.intents[intent].phrases["en"]
     assert flow.phrases(["complaint"], "fr") == {"complaint": []}
+    # The way to a person is offered at every question, even where the flow does not route it.
+    after = flow.nodes["after_balance"]
+    assert isinstance(after, AskNode)
+    assert "agent" in flow.intent_ids(after)
+    assert "상담원 연결" in flow.grammar_phrases(after, "ko")
+    assert "아니요" in flow.grammar_phrases(after, "ko")  # corrections begin with a no
 
 
 def test_minimal_flow_loads(tmp_path: Path) -> None:
     flow = load_flow(write_flow(tmp_path, lambda d: None))
     assert isinstance(flow.nodes["done"], HangupNode)
-    assert flow.nodes["menu"].no_input_s == 6.0  # type: ignore[union-attr]
+    assert flow.nodes["menu"].listen.no_input_s == 6.0  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -73,7 +83,7 @@ def test_minimal_flow_loads(tmp_path: Path) -> None:
         pytest.param(
             lambda d: d["nodes"]["done"].update(type="play"),
             "nodes.done: Input tag 'play' found using 'type' does not match any of the expected tags: "
-            "'ask', 'route', 'hangup'",
+            "'ask', 'say', 'self_service', 'route', 'transfer', 'callback_offer', 'hangup'",
             id="unknown-node-type",
         ),
         pytest.param(
@@ -150,6 +160,11 @@ def test_flow_error_is_a_value_error() -> None:
 def test_json_schema() -> None:
     schema = Flow.model_json_schema()
     assert isinstance(schema, dict)
-    assert {"id", "languages", "start", "fallback_queue", "intents", "nodes"} == set(schema["properties"])
-    assert set(schema["required"]) == {"id", "languages", "start", "intents", "nodes"}
+    assert {"id", "languages", "start", "fallback_queue", "agent_intent", "max_failures", "thresholds",
+            "confirmation", "messages", "intents", "nodes"} == set(schema["properties"])
+    assert set(schema["required"]) == {"id", "languages", "start", "confirmation", "messages", "intents", "nodes"}
+    node_types = {ref["$ref"].rsplit("/", 1)[1] for ref in
+                  schema["properties"]["nodes"]["additionalProperties"]["oneOf"]}
+    assert node_types == {"AskNode", "SayNode", "SelfServiceNode", "RouteNode", "TransferNode", "CallbackOfferNode",
+                          "HangupNode"}
     assert schema["additionalProperties"] is False

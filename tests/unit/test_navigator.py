@@ -1,26 +1,32 @@
-"""The navigator's escape hatches, with a fake line: no Asterisk, real flow, real prompts."""
+"""The navigation engine over a fake line: real flow, scripted recognizer, short prompts.
+
+The caller is a script of AudioSocket frames fed into the session's reader; the
+recognizer answers from a script too, so each rule is tested exactly and fast.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from asr import ModelMissing
+from asr import Alternative, ModelMissing, Partial, Result
 from ivr.audiosocket import HEADER, AudioSession, Kind
 from ivr.calls import CallRecord
+from ivr.customers import Customer
 from ivr.flow import load_flow
 from ivr.navigator import Navigator, Speech
-from tts import PromptRenderer
 
 FLOW = Path(__file__).resolve().parents[2] / "dialplans" / "hotline.yaml"
+PROMPT_SECONDS = 0.4
 
 
 class _Writer:
-    """Collects what the session sends to 'Asterisk'."""
-
     def __init__(self) -> None:
         self.data = bytearray()
 
@@ -37,87 +43,314 @@ class _Writer:
         return None
 
 
-class _NoModels:
-    def get(self, language: str, dialect: str | None = None):  # type: ignore[no-untyped-def]
-        raise ModelMissing(language, "test: no model installed")
+class ScriptedRecognizer:
+    """Answers with the next scripted utterance once it has heard `speech_frames` of audio."""
+
+    def __init__(self, answer: str | Exception | None, alternatives: list[tuple[str, float]] | None = None) -> None:
+        self.answer = answer
+        self.alternatives = alternatives
+        self.fed = 0
+
+    def _result(self) -> Result:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        text = self.answer or ""
+        alts = [Alternative(t, c) for t, c in (self.alternatives or [(text, 1.0)])]
+        return Result(text=text, confidence=alts[0].confidence if alts else 0.0, alternatives=alts)
+
+    def feed(self, pcm: bytes) -> Result | Partial | None:
+        self.fed += len(pcm)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return Partial(self.answer) if self.answer else None
+
+    def finish(self) -> Result:
+        return self._result()
+
+
+class FakeSpeech(Speech):
+    """Speech with scripted recognition and short synthetic prompts."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        super().__init__(registry=None, renderer=None)  # type: ignore[arg-type]
+        self.answers = list(answers)
+        self.grammars: list[list[str]] = []
+        self.prompts_said: list[str] = []
+
+    def recognizer(self, language: str, phrases: list[str]) -> Any:
+        self.grammars.append(phrases)
+        answer = self.answers.pop(0) if self.answers else None
+        if isinstance(answer, ModelMissing):
+            raise answer
+        if isinstance(answer, tuple):
+            return ScriptedRecognizer(answer[0], answer[1])
+        return ScriptedRecognizer(answer)
+
+    async def prompt(self, text: str, language: str) -> bytes:
+        self.prompts_said.append(text)
+        return bytes(int(8000 * 2 * PROMPT_SECONDS))
 
 
 def frame(kind: int, payload: bytes) -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
-@pytest.fixture(scope="module")
-def renderer(tmp_path_factory: pytest.TempPathFactory) -> PromptRenderer:
-    return PromptRenderer(tmp_path_factory.mktemp("prompts"))
+def speech(seconds: float) -> bytes:
+    """Voiced audio frames (a 300 Hz tone, well above the voicing threshold)."""
+    t = np.arange(int(8000 * seconds)) / 8000
+    pcm = (6000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+    return b"".join(frame(Kind.AUDIO, pcm[i : i + 320]) for i in range(0, len(pcm) - 319, 320))
 
 
-def line(script: bytes) -> tuple[AudioSession, asyncio.StreamReader]:
-    reader = asyncio.StreamReader()
-    reader.feed_data(script)
-    session = AudioSession(uuid.uuid4(), "call-1", reader, _Writer())  # type: ignore[arg-type]
-    session.start()
-    return session, reader
+def silence(seconds: float) -> bytes:
+    return frame(Kind.AUDIO, bytes(320)) * int(seconds / 0.02)
 
 
-def navigator(renderer: PromptRenderer, registry, no_input_s: float = 0.3) -> Navigator:  # type: ignore[no-untyped-def]
+def key(digit: str) -> bytes:
+    return frame(Kind.DTMF, digit.encode())
+
+
+class Caller:
+    """Plays the caller's side: each turn's frames are fed when the engine starts listening."""
+
+    def __init__(self, turns: list[bytes], hang_up_after: bool = False) -> None:
+        self.turns = list(turns)
+        self.hang_up_after = hang_up_after
+        self.reader = asyncio.StreamReader()
+        self.session = AudioSession(uuid.uuid4(), "call-1", self.reader, _Writer())  # type: ignore[arg-type]
+        self.session.start()
+
+    async def on_listen(self, call: CallRecord, node: str, prompt_s: float) -> None:
+        if self.turns:
+            self.reader.feed_data(self.turns.pop(0))
+            if not self.turns and self.hang_up_after:
+                self.reader.feed_eof()
+
+
+def make(answers: list[Any], turns: list[bytes], *, customer: Customer | None = None,
+         hang_up_after: bool = False, tweak: Callable[[Any], Any] | None = None) -> tuple[Navigator, Caller]:
     flow = load_flow(FLOW)
-    # Short no-input timeouts keep the test fast; the logic is the same.
-    nodes = {k: (v.model_copy(update={"no_input_s": no_input_s}) if v.type == "ask" else v)
-             for k, v in flow.nodes.items()}
+    # Short timeouts keep the tests fast; the rules are the same.
+    nodes = {k: (v.model_copy(update={"listen": v.listen.model_copy(update={"no_input_s": 0.3,
+                                                                             "endpoint_silence_s": 0.3})})
+                 if v.type == "ask" else v) for k, v in flow.nodes.items()}
     flow = flow.model_copy(update={"nodes": nodes})
-    return Navigator(flow, Speech(registry, renderer), Path("/nonexistent-recordings"))
+    if tweak:
+        flow = tweak(flow)
+    caller = Caller(turns, hang_up_after)
+
+    async def lookup(number: str) -> Customer | None:
+        return customer
+
+    nav = Navigator(flow, FakeSpeech(answers), Path("/nonexistent-recordings"), customers=lookup,
+                    on_listen=caller.on_listen)
+    return nav, caller
 
 
-async def test_missing_model_falls_back_to_keys(renderer: PromptRenderer) -> None:
-    session, _ = line(frame(Kind.AUDIO, bytes(320)) * 5 + frame(Kind.DTMF, b"2"))
-    call = CallRecord(call_id="call-1", caller="0101")
-    decision = await navigator(renderer, _NoModels()).run(call, session)
-    assert (decision.queue, decision.intent) == ("cards", "lost_card")
-    assert call.turns[0].error is not None and "no model installed" in call.turns[0].error
-    assert call.turns[0].dtmf == "2"
-    await session.close()
+async def walk(nav: Navigator, caller: Caller, number: str = "01012345678") -> tuple[Any, CallRecord]:
+    call = CallRecord(call_id="call-1", caller=number)
+    decision = await asyncio.wait_for(nav.run(call, caller.session), 20)
+    await caller.session.close()
+    return decision, call
 
 
-async def test_two_silent_turns_go_to_a_person(renderer: PromptRenderer) -> None:
-    session, _ = line(b"")
-    call = CallRecord(call_id="call-1", caller="0101")
-    decision = await navigator(renderer, _NoModels(), no_input_s=0.2).run(call, session)
-    assert decision.queue == "general"
+# --- reaching intents ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("digit", "queue", "intent"), [
+    ("2", "cards", "lost_card"), ("3", "loans", "loan"), ("4", "payments", "transfer"),
+    ("5", "general", "password"), ("0", "general", "agent"),
+])
+async def test_each_routed_intent_by_key(digit: str, queue: str, intent: str) -> None:
+    nav, caller = make([None], [key(digit)])
+    decision, call = await walk(nav, caller)
+    assert (decision.kind, decision.queue, call.intent) == ("queue", queue, intent)
+    assert call.turns[0].dtmf == digit and call.turns[0].score == 1.0
+
+
+@pytest.mark.parametrize(("said", "queue", "intent"), [
+    ("카드 분실 신고", "cards", "lost_card"), ("대출 상담", "loans", "loan"), ("계좌 이체", "payments", "transfer"),
+    ("비밀번호 변경", "general", "password"), ("상담원 연결", "general", "agent"),
+])
+async def test_each_routed_intent_by_voice(said: str, queue: str, intent: str) -> None:
+    nav, caller = make([said], [speech(0.6) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == (queue, intent)
+    assert call.turns[0].transcript == said and call.turns[0].intent == intent
+
+
+async def test_lost_card_keeps_its_priority() -> None:
+    nav, caller = make([None], [key("2")])
+    decision, _ = await walk(nav, caller)
+    assert decision.priority == 10
+
+
+async def test_particles_and_spacing_do_not_break_matching() -> None:
+    nav, caller = make(["카드를잃어 버렸어요"], [speech(0.6) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert call.intent == "lost_card"
+
+
+async def test_dialect_variant_maps_to_the_intent_and_is_recorded() -> None:
+    nav, caller = make(["상담원 좀 바꿔주이소"], [speech(0.6) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == ("general", "agent")
+    assert call.turns[0].dialect == "gyeongsang"
+
+
+async def test_n_best_alternatives_vote() -> None:
+    # The top string is a bigram artefact; the mass of the list says transfer.
+    nav, caller = make([("이체 연결", [("이체 연결", 0.4), ("계좌 이체", 0.35), ("이체 오류", 0.25)])],
+                       [speech(0.6) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert call.intent == "transfer"
+    assert [a["text"] for a in call.turns[0].alternatives] == ["이체 연결", "계좌 이체", "이체 오류"]
+
+
+# --- self-service -------------------------------------------------------------------------
+
+
+async def test_balance_is_spoken_to_a_known_caller() -> None:
+    customer = Customer(id="C1", name="김민준", phones=["01012345678"], balance=1234500)
+    nav, caller = make(["잔액 조회", None], [speech(0.6) + silence(0.4), key("9")], customer=customer)
+    decision, call = await walk(nav, caller)
+    assert decision.kind == "hangup"
+    assert call.self_served
+    assert call.path == ["main_menu", "balance", "after_balance", "goodbye"]
+    assert any("백이십삼만 사천오백" in p for p in nav.speech.prompts_said)  # type: ignore[attr-defined]
+
+
+async def test_balance_for_an_unknown_caller_goes_to_a_person() -> None:
+    nav, caller = make([None], [key("1")], customer=None)
+    decision, call = await walk(nav, caller)
+    assert (decision.kind, decision.queue) == ("queue", "general")
+    assert not call.self_served
+    assert call.path == ["main_menu", "balance", "to_general"]
+
+
+# --- confidence bands, context, corrections -----------------------------------------------
+
+
+async def test_middle_band_is_confirmed_by_voice() -> None:
+    # "카드요" alone is only half of a lost-card phrase: the engine asks, the caller says yes.
+    nav, caller = make(["카드요", "네"], [speech(0.5) + silence(0.4), speech(0.3) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert call.intent == "lost_card"
+    assert [t.kind for t in call.turns] == ["ask", "confirm"]
+    assert "카드 분실 신고를 원하십니까?" in nav.speech.prompts_said  # type: ignore[attr-defined]
+
+
+async def test_confirmation_by_key() -> None:
+    nav, caller = make(["카드요", None], [speech(0.5) + silence(0.4), key("1")])
+    decision, call = await walk(nav, caller)
+    assert call.intent == "lost_card"
+
+
+async def test_context_across_turns() -> None:
+    # "카드요" is unsure; the caller's next words "잃어버렸어요" are read together with it.
+    nav, caller = make(["카드요", "잃어버렸어요"], [speech(0.5) + silence(0.4), speech(0.5) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == ("cards", "lost_card")
+    assert call.turns[-1].intent == "lost_card"
+
+
+async def test_correction_replaces_the_intent() -> None:
+    nav, caller = make(["카드요", "아니요 대출이요"], [speech(0.5) + silence(0.4), speech(0.8) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == ("loans", "loan")
+    assert call.turns[-1].correction
+
+
+async def test_no_to_a_confirmation_is_a_miss_then_a_person() -> None:
+    nav, caller = make(["카드요", "아니요", None], [speech(0.5) + silence(0.4), speech(0.3) + silence(0.4), b""])
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, decision.reason) == ("general", "not understood twice")
+
+
+# --- never a dead end ---------------------------------------------------------------------
+
+
+async def test_two_silent_turns_go_to_a_person_with_what_was_heard() -> None:
+    nav, caller = make([None, None], [b"", b""])
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, decision.reason) == ("general", "not understood twice")
     assert call.path == ["main_menu", "main_menu"]
-    assert decision.reason == "not understood twice"
-    await session.close()
+    assert "상담원에게 연결해 드리겠습니다. 잠시만 기다려 주십시오." in nav.speech.prompts_said  # type: ignore[attr-defined]
 
 
-async def test_zero_reaches_a_person_from_any_node(renderer: PromptRenderer) -> None:
-    session, _ = line(frame(Kind.DTMF, b"0"))
-    call = CallRecord(call_id="call-1", caller="0101")
-    decision = await navigator(renderer, _NoModels()).run(call, session)
-    assert (decision.queue, decision.intent) == ("general", "agent")
-    await session.close()
+async def test_engine_caps_failures_even_if_the_flow_allows_more() -> None:
+    nav, caller = make(["뭐라고요", "글쎄요"], [speech(0.4) + silence(0.4), speech(0.4) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert decision.queue == "general"
+    assert len([t for t in call.turns if t.kind == "ask"]) == 2
 
 
-async def test_caller_hangup_mid_prompt_ends_the_walk_without_a_queue(renderer: PromptRenderer) -> None:
-    session, reader = line(frame(Kind.AUDIO, bytes(320)))
-    reader.feed_eof()
-    call = CallRecord(call_id="call-1", caller="0101")
-    decision = await navigator(renderer, _NoModels()).run(call, session)
-    assert decision.queue is None
-    assert decision.reason == "caller hung up"
-    await session.close()
+async def test_reprompt_gives_examples() -> None:
+    nav, caller = make(["뭐라고요", None], [speech(0.4) + silence(0.4), key("2")])
+    decision, call = await walk(nav, caller)
+    assert decision.queue == "cards"
+    said = nav.speech.prompts_said  # type: ignore[attr-defined]
+    assert any(p.startswith("죄송합니다.") and "카드 분실 신고" in p for p in said)
 
 
-async def test_prompt_audio_is_streamed_to_the_caller(renderer: PromptRenderer) -> None:
-    session, _ = line(b"")
-    nav = navigator(renderer, _NoModels())
-    pcm = await nav.speech.prompt("안녕하십니까", "ko")
-    playback = session.play(pcm)
-    assert await asyncio.wait_for(playback.done, 10) is True
-    sent = bytes(session.writer.data)  # type: ignore[attr-defined]
-    frames = [sent[i + 3 : i + 323] for i in range(0, len(sent), 323)]
-    assert all(sent[i : i + 3] == HEADER.pack(Kind.AUDIO, 320) for i in range(0, len(sent), 323))
-    # silence keeps the line alive until the prompt starts; then the prompt, byte for byte, in order
-    first = next(i for i, f in enumerate(frames) if f != bytes(320))
-    assert all(f == bytes(320) for f in frames[:first])
-    played = b"".join(frames[first : first + len(pcm) // 320])
-    assert played == pcm[: len(played)] and len(played) == (len(pcm) // 320) * 320
-    await session.close()
+async def test_missing_model_falls_back_to_keys_and_says_so() -> None:
+    nav, caller = make([ModelMissing("ko", "test: no model installed")], [key("2")])
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == ("cards", "lost_card")
+    assert call.turns[0].error is not None and "no model installed" in call.turns[0].error
+
+
+async def test_recognizer_crash_mid_turn_goes_on_with_keys() -> None:
+    nav, caller = make([RuntimeError("kaldi exploded"), None], [speech(0.5) + silence(0.4), key("3")])
+    decision, call = await walk(nav, caller)
+    assert decision.queue == "loans"
+    assert "kaldi exploded" in (call.turns[0].error or "")
+    said = nav.speech.prompts_said  # type: ignore[attr-defined]
+    assert any(p.startswith("지금은 음성 인식을 사용할 수 없습니다") for p in said)
+
+
+async def test_hangup_mid_utterance_is_recorded_without_error() -> None:
+    nav, caller = make(["계좌"], [speech(0.5)], hang_up_after=True)
+    decision, call = await walk(nav, caller)
+    assert (decision.kind, decision.reason) == ("hangup", "caller hung up")
+    assert call.turns[0].transcript == "계좌"
+
+
+# --- barge-in -----------------------------------------------------------------------------
+
+
+async def test_speech_cuts_the_prompt_and_counts() -> None:
+    nav, caller = make(["계좌 이체"], [speech(0.6) + silence(0.4)])
+    decision, call = await walk(nav, caller)
+    assert call.turns[0].barged_in
+    assert call.intent == "transfer"
+
+
+async def test_a_cough_does_not_cut_the_prompt() -> None:
+    nav, caller = make([None, None], [speech(0.1) + silence(0.1), key("2")])
+    decision, call = await walk(nav, caller)
+    assert not call.turns[0].barged_in
+
+
+async def test_no_barge_in_node_ignores_speech_during_the_prompt() -> None:
+    def no_barge(flow: Any) -> Any:
+        menu = flow.nodes["main_menu"]
+        menu = menu.model_copy(update={"listen": menu.listen.model_copy(update={"barge_in": False})})
+        return flow.model_copy(update={"nodes": {**flow.nodes, "main_menu": menu}})
+
+    nav, caller = make([None, None], [speech(0.2), key("2")], tweak=no_barge)
+    decision, call = await walk(nav, caller)
+    assert not call.turns[0].barged_in
+
+
+async def test_callback_offer_accepted() -> None:
+    nav, caller = make([None, None], [key("6"), key("1")])
+    decision, call = await walk(nav, caller)
+    assert (decision.kind, decision.queue) == ("callback", "complaints")
+    assert call.turns[-1].kind == "offer" and call.turns[-1].intent == "callback"
+
+
+async def test_callback_offer_declined_holds_in_the_queue() -> None:
+    nav, caller = make([None, None], [key("6"), key("2")])
+    decision, call = await walk(nav, caller)
+    assert (decision.kind, decision.queue) == ("queue", "complaints")
