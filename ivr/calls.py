@@ -83,6 +83,11 @@ class CallRecord:
     """Customer tier (standard, gold, vip)."""
     language: str = "ko"
     """Language the IVR speaks with this caller."""
+    language_source: str = "default"
+    """Why that language: "customer" (stored preference), "flow" (the flow's choice),
+    "detected" (first utterance, most confident pack) or "default"."""
+    dialect: str | None = None
+    """The caller's dialect: stored, or the dialect of the phrase variant they used."""
     path: list[str] = field(default_factory=list)
     """Flow nodes visited, in order."""
     turns: list[Turn] = field(default_factory=list)

@@ -111,8 +111,9 @@ class Controller:
         customer = await self.customers.by_phone(call.caller)
         if customer:
             call.customer, call.customer_name, call.tier = customer.id, customer.name, customer.tier
+            call.dialect = customer.dialect
             if customer.language in self.navigator.flow.languages:
-                call.language = customer.language
+                call.language, call.language_source = customer.language, "customer"
         log.info("call %s from %s (%s) on %s", call.call_id, call.caller or "withheld",
                  call.customer or "unknown caller", call.channel)
         await self.store.save(call, "call.started")

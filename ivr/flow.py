@@ -150,6 +150,11 @@ class Flow(_Strict):
     fallback_queue: str = Field(default="general", pattern=QUEUE_NAME)
     agent_intent: str = Field(default="agent", description="the intent that reaches a person from any node")
     max_failures: int = Field(default=2, ge=1, le=2, description="misses in a row before a person (at most 2)")
+    language: str | None = Field(
+        default=None,
+        description="speak this language to every caller; unset: the caller's stored preference, else "
+        "the first utterance decides among the loaded model packs, else the first of `languages`",
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     confirmation: Confirmation
     messages: Messages
@@ -161,6 +166,8 @@ class Flow(_Strict):
         problems: list[str] = []
         if self.start not in self.nodes:
             problems.append(f"start node {self.start!r} is not defined")
+        if self.language is not None and self.language not in self.languages:
+            problems.append(f"language {self.language!r} is not one of languages {self.languages}")
         if self.agent_intent not in self.intents:
             problems.append(f"agent_intent {self.agent_intent!r} is not an intent")
         for node_id, node in self.nodes.items():

@@ -68,6 +68,8 @@ PROMPT_MEMORY_CACHE = 512
 class ModelSource(Protocol):
     def get(self, language: str, dialect: str | None = None) -> Any: ...
 
+    def packs(self) -> list[Any]: ...
+
 
 @dataclass(slots=True)
 class Heard:
@@ -122,6 +124,14 @@ class Speech:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asr")
         self._prompts: dict[tuple[str, str], bytes] = {}
         self.oov_reported: set[tuple[str, str]] = set()
+
+    def languages_with_packs(self, languages: list[str]) -> list[str]:
+        """The flow's languages that have a model pack on this machine, in the flow's order."""
+        packs = getattr(self.registry, "packs", None)
+        if packs is None:
+            return languages[:1]
+        loaded = {p.language for p in packs()}
+        return [lang for lang in languages if lang in loaded]
 
     def recognizer(self, language: str, phrases: list[str]) -> TurnRecognizer:
         model = self.registry.get(language)
@@ -196,7 +206,25 @@ class Navigator:
 
     # --- the walk
 
+    def choose_language(self, call: CallRecord) -> list[str]:
+        """Set the call's language when it is known; return the candidates when it is not.
+
+        Order: the flow's explicit choice, the caller's stored preference (set by the
+        controller), else the first utterance is recognized with every loaded pack.
+        """
+        if self.flow.language:
+            call.language, call.language_source = self.flow.language, "flow"
+            return [call.language]
+        if call.language_source == "customer":
+            return [call.language]
+        candidates = self.speech.languages_with_packs(self.flow.languages)
+        if len(candidates) <= 1:
+            call.language = candidates[0] if candidates else self.flow.languages[0]
+            return [call.language]
+        return candidates
+
     async def run(self, call: CallRecord, session: AudioSession) -> Decision:
+        self._candidates = self.choose_language(call)
         node_id = self.flow.start
         failures = 0
         keys_only = False
@@ -308,6 +336,8 @@ class Navigator:
                               self.thresholds)
         if decision.best:
             turn.intent, turn.score, turn.dialect = decision.best.intent, decision.best.score, decision.best.dialect
+            if decision.best.dialect and not call.dialect:
+                call.dialect = decision.best.dialect  # which variant matched tells trainers and routing
             turn.used_context, turn.correction = decision.best.used_context, decision.correction
         if decision.action is Action.ACT and decision.best:
             return decision.best.intent, None
@@ -395,12 +425,23 @@ class Navigator:
         heard = Heard(language=call.language)
         loop = asyncio.get_running_loop()
         recognizer: TurnRecognizer | None = None
+        # While the language is unknown, the same audio also goes to the other packs' recognizers.
+        others: dict[str, TurnRecognizer] = {}
+        detecting = [lang for lang in getattr(self, "_candidates", []) if lang != call.language]
         if phrases:
             try:
                 recognizer = self.speech.recognizer(call.language, phrases)
             except Exception as exc:  # model missing, bad grammar: keys still work
                 heard.error = f"speech recognition unavailable: {exc}"
                 log.error("call %s: %s; listening for keys only", session.call_id, heard.error)
+            for lang in detecting:
+                node = self.flow.nodes.get(node_id)
+                other_phrases = self.flow.grammar_phrases(node, lang) if isinstance(node, AskNode) else []
+                try:
+                    if other_phrases:
+                        others[lang] = self.speech.recognizer(lang, other_phrases)
+                except Exception as exc:
+                    log.warning("call %s: no %s recognizer for language detection: %s", session.call_id, lang, exc)
         playback = session.play(await self.speech.prompt(prompt_text, call.language)) if prompt_text else None
         if self.on_listen:
             await self.on_listen(call, node_id, playback.seconds if playback else 0.0)
@@ -463,6 +504,8 @@ class Navigator:
             if len(pending) < FEED_BYTES:
                 continue
             chunk, pending = bytes(pending), bytearray()
+            for other in others.values():
+                await loop.run_in_executor(self.speech.executor, other.feed, chunk)
             out = await feed(chunk)
             if isinstance(out, Partial) and out.text and session.playing and voiced_ms >= 100:
                 heard.barged_in = True  # a recognized word over real voice cuts the prompt too
@@ -486,8 +529,31 @@ class Navigator:
                 heard.result = await loop.run_in_executor(self.speech.executor, recognizer.finish)
             except Exception as exc:
                 heard.error = f"recognizer failed: {exc}"
+        if others and heard.result is not None:
+            self._detect_language(call, heard, others)
         session.stop_playback()
         return heard
+
+    def _detect_language(self, call: CallRecord, heard: Heard, others: dict[str, TurnRecognizer]) -> None:
+        """Keep the language whose recognizer was most sure of a phrase of the flow."""
+
+        def strength(result: Result) -> float:
+            return result.phrase_confidence if result.phrase else 0.5 * result.confidence
+
+        assert heard.result is not None
+        best_lang, best = call.language, heard.result
+        for lang, recognizer in others.items():
+            try:
+                result = recognizer.finish()
+            except Exception:
+                continue
+            if result.text and strength(result) > strength(best):
+                best_lang, best = lang, result
+        self._candidates = [best_lang]
+        if best_lang != call.language:
+            call.note(f"language detected from the first utterance: {best_lang} (was {call.language})")
+        call.language, call.language_source = best_lang, "detected"
+        heard.result, heard.language = best, best_lang
 
     # --- the turn record
 

@@ -56,7 +56,9 @@ class ScriptedRecognizer:
             raise self.answer
         text = self.answer or ""
         alts = [Alternative(t, c) for t, c in (self.alternatives or [(text, 1.0)])]
-        return Result(text=text, confidence=alts[0].confidence if alts else 0.0, alternatives=alts)
+        confidence = alts[0].confidence if alts else 0.0
+        return Result(text=text, confidence=confidence, alternatives=alts, phrase=text or None,
+                      phrase_confidence=confidence)
 
     def feed(self, pcm: bytes) -> Result | Partial | None:
         self.fed += len(pcm)
@@ -128,7 +130,8 @@ class Caller:
 
 
 def make(answers: list[Any], turns: list[bytes], *, customer: Customer | None = None,
-         hang_up_after: bool = False, tweak: Callable[[Any], Any] | None = None) -> tuple[Navigator, Caller]:
+         hang_up_after: bool = False, tweak: Callable[[Any], Any] | None = None,
+         speech_engine: Speech | None = None) -> tuple[Navigator, Caller]:
     flow = load_flow(FLOW)
     # Short timeouts keep the tests fast; the rules are the same.
     nodes = {k: (v.model_copy(update={"listen": v.listen.model_copy(update={"no_input_s": 0.3,
@@ -142,7 +145,7 @@ def make(answers: list[Any], turns: list[bytes], *, customer: Customer | None = 
     async def lookup(number: str) -> Customer | None:
         return customer
 
-    nav = Navigator(flow, FakeSpeech(answers), Path("/nonexistent-recordings"), customers=lookup,
+    nav = Navigator(flow, speech_engine or FakeSpeech(answers), Path("/nonexistent-recordings"), customers=lookup,
                     on_listen=caller.on_listen)
     return nav, caller
 
@@ -354,3 +357,42 @@ async def test_callback_offer_declined_holds_in_the_queue() -> None:
     nav, caller = make([None, None], [key("6"), key("2")])
     decision, call = await walk(nav, caller)
     assert (decision.kind, decision.queue) == ("queue", "complaints")
+
+
+# --- language packs -----------------------------------------------------------------------
+
+
+class TwoPacks(FakeSpeech):
+    """Korean and English packs loaded; each answers from its own script."""
+
+    def __init__(self, by_language: dict[str, list[tuple[str, float]]]) -> None:
+        super().__init__([])
+        self.by_language = by_language
+
+    def languages_with_packs(self, languages: list[str]) -> list[str]:
+        return ["ko", "en"]
+
+    def recognizer(self, language: str, phrases: list[str]) -> Any:
+        self.grammars.append(phrases)
+        script = self.by_language[language]
+        text, confidence = script.pop(0) if script else ("", 0.0)
+        return ScriptedRecognizer(text, [(text, confidence)])
+
+
+async def test_first_utterance_picks_the_most_confident_pack() -> None:
+    speech_engine = TwoPacks({"ko": [("카드", 0.3)], "en": [("lost card", 0.95)]})
+    nav, caller = make([], [speech(0.6) + silence(0.4)], speech_engine=speech_engine)
+    decision, call = await walk(nav, caller)
+    assert (call.language, call.language_source) == ("en", "detected")
+    assert (decision.queue, call.intent) == ("cards", "lost_card")
+    assert any("lost card" in g for g in speech_engine.grammars)  # the English grammar was built too
+
+
+async def test_stored_preference_skips_detection() -> None:
+    speech_engine = TwoPacks({"ko": [("계좌 이체", 0.9)], "en": [("lost card", 0.99)]})
+    nav, caller = make([], [speech(0.6) + silence(0.4)], speech_engine=speech_engine)
+    call = CallRecord(call_id="call-1", caller="0101", language="ko", language_source="customer")
+    decision = await asyncio.wait_for(nav.run(call, caller.session), 20)
+    await caller.session.close()
+    assert (call.language, decision.queue) == ("ko", "payments")
+    assert len(speech_engine.grammars) == 1  # no English recognizer was even built

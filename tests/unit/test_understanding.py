@@ -21,7 +21,8 @@ from ivr.understanding import (
 )
 
 INTENTS = [
-    IntentPhrases("lost_card", ("카드 분실 신고", "카드 분실", "카드를 잃어버렸어요"), (("gyeongsang", "카드 잃어뿟어요"),)),
+    IntentPhrases("lost_card", ("카드 분실 신고", "카드 분실", "카드를 잃어버렸어요"),
+                  (("gyeongsang", "카드 잃어뿟어요"),)),
     IntentPhrases("loan", ("대출 상담", "대출")),
     IntentPhrases("agent", ("상담원 연결", "상담원")),
     IntentPhrases("transfer", ("계좌 이체", "이체 오류")),
