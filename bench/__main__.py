@@ -1,5 +1,6 @@
 """make bench: every benchmark, each printing a table and writing bench/out/<name>.json."""
 
-from bench import spine
+from bench import asr, spine
 
 spine.main()
+asr.main()
