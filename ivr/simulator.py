@@ -69,7 +69,7 @@ class SimulatedCall:
     caller: str
     """The number presented to the hotline."""
     turns: list[tuple[str, str]]
-    """("audio", asterisk path without extension) or ("dtmf", digits), in answer order."""
+    """("audio", file to play) or ("dtmf", digits), in answer order."""
     call_id: str = field(default_factory=lambda: f"sim-{uuid.uuid4().hex[:16]}")
     """The hotline side's uniqueid, which the controller uses as the call id."""
     caller_channel: str = ""
@@ -86,40 +86,60 @@ class SimulatedCall:
         return "caller-" + self.call_id
 
 
-class Simulator:
+class CallDriver:
+    """What every simulated call shares, whatever carries it.
+
+    Subclasses say how the call is placed (``place``, which must learn ``sim.call_id``),
+    how a turn is answered (``answer``) and how the call is let go (``release``). This
+    class follows the controller's events, answers each listening turn in order,
+    decides when the wanted outcome is reached and returns the controller's record.
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    # --- what subclasses provide
+
+    def audio_turn(self, wav: Path) -> str:
+        """The value of an ("audio", ...) turn for a converted 8 kHz WAV."""
+        return str(wav)
+
+    async def place(self, sim: SimulatedCall, ami: AmiClient) -> None:
+        raise NotImplementedError
+
+    async def answer(self, sim: SimulatedCall, ami: AmiClient, turn: tuple[str, str]) -> None:
+        raise NotImplementedError
+
+    async def release(self, sim: SimulatedCall, ami: AmiClient) -> None:
+        """Hang up the caller's side if it is still up (after the outcome, or on failure)."""
+
+    def on_ami(self, sim: SimulatedCall, event: Message) -> None:
+        """Every AMI event, for subclasses that learn their call from it."""
+
+    # --- shared
+
+    def new_call(self, caller: str, until: str) -> SimulatedCall:
+        if until not in UNTIL:
+            raise SimulationError(f"--until must be one of {', '.join(UNTIL)}")
+        number = normalize_number(caller)
+        if not number:
+            raise SimulationError(f"--caller {caller!r}: not a phone number")
+        return SimulatedCall(caller=number, turns=[])
 
     def prepare(self, audio: list[Path], dtmf: list[str], work: Path) -> list[tuple[str, str]]:
         turns: list[tuple[str, str]] = []
         for index, source in enumerate(audio, 1):
             target = work / f"turn{index}.wav"
             to_telephone_wav(source, target)
-            turns.append(("audio", asterisk_path(target.with_suffix(""))))
+            turns.append(("audio", self.audio_turn(target)))
         for digits in dtmf:
             if not digits or any(c not in "0123456789*#ABCD" for c in digits):
                 raise SimulationError(f"--dtmf {digits!r}: only 0-9, *, #, A-D")
             turns.append(("dtmf", digits))
         return turns
 
-    async def run(
-        self,
-        caller: str,
-        audio: list[Path],
-        dtmf: list[str] | None = None,
-        until: str = "queued",
-        timeout: float = 60.0,
-        barge_in: bool = False,
-    ) -> dict[str, Any]:
-        if until not in UNTIL:
-            raise SimulationError(f"--until must be one of {', '.join(UNTIL)}")
-        number = normalize_number(caller)
-        if not number:
-            raise SimulationError(f"--caller {caller!r}: not a phone number")
-        sim = SimulatedCall(caller=number, turns=[])
-        work = self.settings.run_dir / "sim" / sim.call_id
-        sim.turns = self.prepare(audio, dtmf or [], work)
-
+    async def drive(self, sim: SimulatedCall, until: str, timeout: float, barge_in: bool) -> dict[str, Any]:
+        """Place the call, answer its turns, and return the record once ``until`` is reached."""
         ami = AmiClient(self.settings.ami_host, self.settings.ami_port, self.settings.ami_username,
                         self.settings.ami_secret.get_secret_value())
         ami.on("*", lambda event: self._on_ami(sim, event))
@@ -128,23 +148,20 @@ class Simulator:
         pubsub = redis.pubsub()
         try:
             if not await ami.wait_ready(10):
-                raise SimulationError(f"cannot log in to Asterisk's AMI at {self.settings.ami_host}:"
-                                      f"{self.settings.ami_port} ({ami.last_error or 'not answering'}): is `ivr up` done?")
+                raise SimulationError(
+                    f"cannot log in to Asterisk's AMI at {self.settings.ami_host}:{self.settings.ami_port}"
+                    f" ({ami.last_error or 'not answering'}): is `ivr up` done?")
+            # Subscribed before placing: events published before the call id is known stay queued.
             await pubsub.subscribe(EVENTS_CHANNEL)
-            await ami.originate(
-                "Local/s@sim-inbound/n", context="sim-caller", exten="s",
-                caller_id=f'"simulated" <{number}>', variables={"SIM_CALLER": number},
-                channel_id=sim.caller_uid, other_channel_id=sim.call_id, timeout_ms=15_000,
-            )
+            await self.place(sim, ami)
             record = await asyncio.wait_for(self._follow(sim, ami, redis, pubsub, until, barge_in), timeout)
         except TimeoutError:
             record = await self._record(redis, sim) or self._bare_record(sim)
             record["outcome"] = record.get("outcome") or Outcome.ERROR.value
             record.setdefault("notes", []).append(f"simulator: no outcome within {timeout:g} s")
         finally:
-            if sim.caller_channel and not sim.hung_up:
-                with contextlib.suppress(Exception):
-                    await ami.hangup(sim.caller_channel)
+            with contextlib.suppress(Exception):
+                await self.release(sim, ami)
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
                 await redis.aclose()
@@ -157,8 +174,9 @@ class Simulator:
             sim.caller_channel = event.get("Channel", "")
         elif uid == sim.call_id and name == "QueueCallerJoin":
             sim.joined_queue = flow_queue_name(event.get("Queue", ""))
-        elif uid in (sim.call_id, sim.caller_uid) and name == "Hangup":
+        elif uid and uid in (sim.call_id, sim.caller_uid) and name == "Hangup":
             sim.hung_up = True
+        self.on_ami(sim, event)
 
     async def _follow(self, sim: SimulatedCall, ami: AmiClient, redis: Any, pubsub: Any, until: str,
                       barge_in: bool) -> dict[str, Any]:
@@ -184,12 +202,7 @@ class Simulator:
 
     async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], delay: float) -> None:
         await asyncio.sleep(delay)
-        kind, value = turn
-        for _ in range(50):  # the caller channel's name arrives with its Newchannel event
-            if sim.caller_channel:
-                break
-            await asyncio.sleep(0.05)
-        await ami.setvar(sim.caller_channel, "SIM_PLAY" if kind == "audio" else "SIM_DTMF", value)
+        await self.answer(sim, ami, turn)
 
     async def _record(self, redis: Any, sim: SimulatedCall) -> dict[str, Any] | None:
         raw = await redis.get(call_key(sim.call_id))
@@ -214,6 +227,45 @@ class Simulator:
                   if sim.joined_queue else "call never reached the controller or a queue")
         call.ended_at = time.time() if sim.hung_up else None
         return call.to_dict()
+
+
+class Simulator(CallDriver):
+    """The caller is a Local channel pair in the dialplan, driven through AMI."""
+
+    def audio_turn(self, wav: Path) -> str:
+        return asterisk_path(wav.with_suffix(""))  # Asterisk's Playback() takes no extension
+
+    async def run(
+        self,
+        caller: str,
+        audio: list[Path],
+        dtmf: list[str] | None = None,
+        until: str = "queued",
+        timeout: float = 60.0,
+        barge_in: bool = False,
+    ) -> dict[str, Any]:
+        sim = self.new_call(caller, until)
+        sim.turns = self.prepare(audio, dtmf or [], self.settings.run_dir / "sim" / sim.call_id)
+        return await self.drive(sim, until, timeout, barge_in)
+
+    async def place(self, sim: SimulatedCall, ami: AmiClient) -> None:
+        await ami.originate(
+            "Local/s@sim-inbound/n", context="sim-caller", exten="s",
+            caller_id=f'"simulated" <{sim.caller}>', variables={"SIM_CALLER": sim.caller},
+            channel_id=sim.caller_uid, other_channel_id=sim.call_id, timeout_ms=15_000,
+        )
+
+    async def answer(self, sim: SimulatedCall, ami: AmiClient, turn: tuple[str, str]) -> None:
+        kind, value = turn
+        for _ in range(50):  # the caller channel's name arrives with its Newchannel event
+            if sim.caller_channel:
+                break
+            await asyncio.sleep(0.05)
+        await ami.setvar(sim.caller_channel, "SIM_PLAY" if kind == "audio" else "SIM_DTMF", value)
+
+    async def release(self, sim: SimulatedCall, ami: AmiClient) -> None:
+        if sim.caller_channel and not sim.hung_up:
+            await ami.hangup(sim.caller_channel)
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

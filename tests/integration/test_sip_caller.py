@@ -37,7 +37,9 @@ def test_spoken_korean_over_sip_reaches_general_queue(live_stack: Settings, say)
     assert record["call_id"] and not record["call_id"].startswith("sim-")
     assert record["caller"] == "01055550202"  # presented through [sim-phone], not the phone's 9001
     turn = record["turns"][0]
-    assert turn["transcript"] == "상담원 연결"
+    # G.711 ulaw, unlike the Local simulator's 16-bit audio, can make Vosk prepend a grammar word
+    # ("아뇨 상담원 연결" with the negations in the main menu's grammar): the phrase must be there.
+    assert "상담원 연결" in turn["transcript"]
     assert turn["intent"] == "agent"
     assert (record["queue"], record["outcome"]) == ("general", "queued")
 
@@ -58,7 +60,7 @@ def test_concurrent_sip_calls_each_follow_their_own_channel(live_stack: Settings
         first, second = payments.result(timeout=90), cards.result(timeout=90)
     assert first["call_id"] != second["call_id"]
     assert (first["caller"], first["queue"]) == ("01055550404", "payments")
-    assert first["turns"][0]["transcript"] == "계좌 이체"
+    assert "계좌 이체" in first["turns"][0]["transcript"]
     assert (second["caller"], second["queue"]) == ("01055550505", "cards")
 
 
