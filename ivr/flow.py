@@ -193,14 +193,19 @@ class Flow(_Strict):
     def phrases(self, intent_ids: list[str], language: str) -> dict[str, list[str]]:
         return {i: self.intents[i].phrases.get(language, []) for i in intent_ids}
 
-    def grammar_phrases(self, node: AskNode, language: str) -> list[str]:
-        """Everything the recognizer should expect at this node, for the language."""
+    def grammar_phrases(self, node: AskNode, language: str, corrections: bool = False) -> list[str]:
+        """Everything the recognizer should expect at this node, for the language.
+
+        The no-words ("아니요, 대출이요") are offered only when there is something to correct:
+        in a grammar they also attract noise, and a first question has nothing to correct.
+        """
         out: list[str] = []
         for intent_id in self.intent_ids(node):
             intent = self.intents[intent_id]
             out += intent.phrases.get(language, [])
             out += [v.phrase for v in intent.variants if v.language == language]
-        out += self.confirmation.no.get(language, [])  # corrections start with a no
+        if corrections:
+            out += self.confirmation.no.get(language, [])
         return out
 
 

@@ -268,8 +268,9 @@ class Navigator:
             if keys_only:
                 prompt = " ".join(filter(None, [self.flow.messages.keys_only.get(call.language), prompt]))
             turn = Turn(node=node_id)
-            heard = await self.listen(session, node.listen, prompt, call, node_id,
-                                      [] if keys_only else self.flow.grammar_phrases(node, call.language))
+            corrections = failures > 0 or bool(context.pending)
+            heard = await self.listen(session, node.listen, prompt, call, node_id, [] if keys_only else
+                                      self.flow.grammar_phrases(node, call.language, corrections))
             self._fill(turn, heard)
             if heard.error and not keys_only:
                 keys_only = True  # say so at once and go on with keys: ASR trouble never holds a caller
@@ -353,7 +354,7 @@ class Navigator:
             return None
         language = call.language
         yes, no = self.flow.confirmation.yes, self.flow.confirmation.no
-        grammar = yes.get(language, []) + self.flow.grammar_phrases(node, language)
+        grammar = yes.get(language, []) + self.flow.grammar_phrases(node, language, corrections=True)
         turn = Turn(node=call.path[-1], kind="confirm")
         heard = await self.listen(session, node.listen, question, call, call.path[-1], grammar)
         self._fill(turn, heard)

@@ -7,6 +7,10 @@ when the controller reports that a turn is listening, the simulator waits for
 the prompt to finish (unless barging in) and sets SIM_PLAY / SIM_DTMF on the
 caller side through AMI. It returns the controller's call record once the call
 reaches a queue (or an agent, or ends).
+
+What does not depend on how the caller is connected (following the controller's
+events, answering turns in order, deciding the outcome, the record) is CallDriver;
+``ivr.sip_caller.SipCaller`` drives a SIP phone with it instead of a Local channel.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ def to_telephone_wav(source: Path, target: Path) -> float:
             if wav.getsampwidth() != 2:
                 raise SimulationError(f"{source}: only 16-bit PCM WAV is supported (got {8 * wav.getsampwidth()}-bit)")
             rate, channels = wav.getframerate(), wav.getnchannels()
-            samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+            raw = wav.readframes(wav.getnframes())
+        if len(raw) % (2 * channels):
+            raise SimulationError(f"{source}: truncated WAV (its audio data ends inside a sample frame)")
+        samples = np.frombuffer(raw, dtype="<i2")
     except (wave.Error, EOFError) as exc:
         raise SimulationError(f"{source}: not a readable WAV file ({exc})") from None
     except FileNotFoundError:

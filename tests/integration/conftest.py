@@ -34,9 +34,25 @@ def live_stack(settings: Settings) -> Iterator[Settings]:
     stack.up(settings)
     if was_running:  # pick up configuration edits without a restart
         stack.asterisk_rx(settings, "core reload")
+    asyncio.run(_import_demo_customers(settings))
     yield settings
     if not was_running:
         stack.down(settings)
+
+
+async def _import_demo_customers(settings: Settings) -> None:
+    import redis.asyncio as aioredis
+
+    from ivr.config import PROJECT_DIR
+    from ivr.customers import CustomerStore, load_rows
+
+    client = aioredis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        rows = load_rows((PROJECT_DIR / "dialplans" / "demo_customers.json").read_text(encoding="utf-8"))
+        imported, errors = await CustomerStore(client, timeout_s=5).import_rows(rows)
+        assert imported == len(rows) and not errors, errors
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,8 @@ def test_shipped_hotline_loads() -> None:
     assert isinstance(after, AskNode)
     assert "agent" in flow.intent_ids(after)
     assert "상담원 연결" in flow.grammar_phrases(after, "ko")
-    assert "아니요" in flow.grammar_phrases(after, "ko")  # corrections begin with a no
+    assert "아니요" not in flow.grammar_phrases(after, "ko")
+    assert "아니요" in flow.grammar_phrases(after, "ko", corrections=True)  # corrections begin with a no
 
 
 def test_minimal_flow_loads(tmp_path: Path) -> None:

@@ -1,0 +1,145 @@
+"""Voice navigation through the real Asterisk: every demo intent, self-service, callbacks, barge-in, hang-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis.asyncio as aioredis
+
+from ivr.ami import AmiClient
+from ivr.config import Settings
+from ivr.store import CALLBACKS_STREAM, EVENTS_CHANNEL, call_key
+
+pytestmark = pytest.mark.integration
+
+KNOWN_CALLER = "01012345678"  # 김민준 in dialplans/demo_customers.json, balance 1,234,500 won
+
+
+@pytest.mark.parametrize(("keys", "queue", "intent"), [
+    (["2"], "cards", "lost_card"), (["3"], "loans", "loan"), (["4"], "payments", "transfer"),
+    (["5"], "general", "password"), (["6", "2"], "complaints", "complaint"), (["0"], "general", "agent"),
+])
+async def test_each_routed_intent_by_key(call, keys, queue, intent):
+    record = await call(dtmf=keys)
+    assert (record["intent"], record["queue"], record["outcome"]) == (intent, queue, "queued")
+
+
+@pytest.mark.parametrize(("said", "queue", "intent"), [
+    ("계좌 이체", "payments", "transfer"),
+    ("상담원 연결", "general", "agent"),
+])
+async def test_intents_by_voice(call, say, said, queue, intent):
+    record = await call(audio=[say(said)])
+    assert record["turns"][0]["transcript"] == said
+    assert (record["intent"], record["queue"]) == (intent, queue)
+
+
+async def test_balance_self_service_for_a_known_caller(call, live_stack: Settings):
+    record = await call(caller=KNOWN_CALLER, dtmf=["1", "9"], until="end", timeout=60)
+    assert record["outcome"] == "self_service"
+    assert record["path"] == ["main_menu", "balance", "after_balance", "goodbye"]
+    full = json.loads(await _redis(live_stack).get(call_key(record["call_id"])))
+    assert full["customer"] == "C1001" and full["self_served"] is True
+
+
+async def test_balance_for_an_unknown_caller_reaches_a_person(call):
+    record = await call(caller="01099990000", dtmf=["1"])
+    assert (record["queue"], record["customer"]) == ("general", None)
+    assert record["path"] == ["main_menu", "balance", "to_general"]
+
+
+async def test_callback_offer_accepted_keeps_a_place(call, live_stack: Settings):
+    record = await call(dtmf=["6", "1"], until="end", timeout=60)
+    assert (record["outcome"], record["queue"]) == ("callback", "complaints")
+    entries = await _redis(live_stack).xrange(CALLBACKS_STREAM, "-", "+")
+    assert any(fields["call_id"] == record["call_id"] for _, fields in entries)
+
+
+async def test_barge_in_cuts_the_prompt_and_counts(call, say, live_stack: Settings):
+    record = await call(audio=[say("계좌 이체")], barge_in=True)
+    turn = record["turns"][0]
+    assert record["queue"] == "payments"
+    full = await _full(live_stack, record)
+    assert full["turns"][0]["barged_in"] is True
+    assert turn["intent"] == "transfer"
+
+
+async def test_every_turn_is_logged_for_trainers(call, say, live_stack: Settings):
+    record = await call(audio=[say("상담원 연결")])
+    entries = await _redis(live_stack).xrange(f"{call_key(record['call_id'])}:turns", "-", "+")
+    assert len(entries) == 1
+    turn = {k: json.loads(v) for k, v in entries[0][1].items()}
+    assert (turn["node"], turn["transcript"], turn["intent"]) == ("main_menu", "상담원 연결", "agent")
+    assert turn["audio"].endswith("-1.wav") and turn["speech_ended_at"] and turn["decided_at"]
+    assert turn["decided_at"] >= turn["speech_ended_at"]
+
+
+@pytest.mark.parametrize("moment", ["mid-prompt", "mid-utterance"])
+async def test_caller_hangs_up(live_stack: Settings, say, moment):
+    """No error, and the turn is on the record."""
+    s = live_stack
+    r = _redis(s)
+    pubsub = r.pubsub()
+    await pubsub.subscribe(EVENTS_CHANNEL)
+    ami = AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret.get_secret_value())
+    channels: dict[str, str] = {}
+    ami.on("Newchannel", lambda e: channels.setdefault(e.get("Uniqueid"), e.get("Channel")))
+    ami.start()
+    assert await ami.wait_ready(10)
+    call_id = f"sim-hangup-{moment}-{asyncio.get_running_loop().time():.0f}"
+    try:
+        from ivr.config import asterisk_path
+        from ivr.simulator import to_telephone_wav
+
+        wav = s.run_dir / "sim" / f"{call_id}.wav"
+        to_telephone_wav(say("계좌 이체 계좌 이체 계좌 이체"), wav)
+        await ami.originate("Local/s@sim-inbound/n", context="sim-caller", variables={"SIM_CALLER": "0101"},
+                            channel_id="caller-" + call_id, other_channel_id=call_id)
+        async with asyncio.timeout(20):
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message and json.loads(message["data"]).get("call_id") == call_id \
+                        and json.loads(message["data"])["type"] == "call.listening":
+                    break
+        if moment == "mid-utterance":
+            await ami.setvar(channels["caller-" + call_id], "SIM_PLAY", asterisk_path(wav.with_suffix("")))
+            await asyncio.sleep(1.5)
+        else:
+            await asyncio.sleep(0.5)
+        await ami.hangup(channels["caller-" + call_id])
+        async def ended() -> dict | None:
+            raw = await r.get(call_key(call_id))
+            data = json.loads(raw) if raw else None
+            return data if data and data.get("ended_at") else None
+        record = None
+        for _ in range(50):
+            record = await ended()
+            if record:
+                break
+            await asyncio.sleep(0.2)
+        assert record is not None
+        assert record["outcome"] == "abandoned"
+        assert len(record["turns"]) == 1
+        if moment == "mid-utterance":
+            assert record["turns"][0]["audio"]
+            assert "계좌" in record["turns"][0]["transcript"]
+        log = (s.logs_dir / "controller.log").read_text()
+        assert not any(call_id in line and ("Traceback" in line or "ERROR" in line) for line in log.splitlines())
+    finally:
+        ami.close()
+        await pubsub.aclose()
+        await r.aclose()
+
+
+def _redis(settings: Settings) -> aioredis.Redis:
+    return aioredis.from_url(settings.redis_url, decode_responses=True)
+
+
+async def _full(settings: Settings, record: dict) -> dict:
+    r = _redis(settings)
+    try:
+        return json.loads(await r.get(call_key(record["call_id"])))
+    finally:
+        await r.aclose()
