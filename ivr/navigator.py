@@ -512,8 +512,15 @@ class Navigator:
                 heard.barged_in = True  # a recognized word over real voice cuts the prompt too
                 session.stop_playback()
             elif isinstance(out, Result):
-                heard.result = out
-                break
+                if out.text or heard.speech_started_at is not None:
+                    heard.result = out
+                    break
+                # Vosk's endpointer also fires on long silence (during a long prompt, say): an empty
+                # final is not an answer. Listen on with a fresh recognizer until our own no-input.
+                try:
+                    recognizer = self.speech.recognizer(call.language, phrases)
+                except Exception as exc:
+                    heard.error, recognizer = f"recognizer failed: {exc}", None
         if last_voice is not None:
             heard.speech_ended_at = time.time() - (loop.time() - last_voice)
         if recognizer is not None and heard.result is None and not heard.dtmf and not heard.hung_up:

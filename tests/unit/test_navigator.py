@@ -60,10 +60,15 @@ class ScriptedRecognizer:
         return Result(text=text, confidence=confidence, alternatives=alts, phrase=text or None,
                       phrase_confidence=confidence)
 
+    #: Like Vosk's endpointer on long silence: an empty final after this much audio (None: never).
+    empty_final_after: int | None = None
+
     def feed(self, pcm: bytes) -> Result | Partial | None:
         self.fed += len(pcm)
         if isinstance(self.answer, Exception):
             raise self.answer
+        if not self.answer and self.empty_final_after is not None and self.fed >= self.empty_final_after:
+            return Result(text="", confidence=0.0)
         return Partial(self.answer) if self.answer else None
 
     def finish(self) -> Result:
@@ -396,3 +401,13 @@ async def test_stored_preference_skips_detection() -> None:
     await caller.session.close()
     assert (call.language, decision.queue) == ("ko", "payments")
     assert len(speech_engine.grammars) == 1  # no English recognizer was even built
+
+
+async def test_an_empty_final_during_a_long_prompt_is_not_no_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Vosk ends an utterance after long silence with an empty result; the caller's key, pressed
+    # after a long prompt, must still count in the same turn.
+    monkeypatch.setattr(ScriptedRecognizer, "empty_final_after", 3200)
+    nav, caller = make([None, None, None], [silence(1.0) + key("2")])
+    decision, call = await walk(nav, caller)
+    assert decision.queue == "cards"
+    assert len(call.turns) == 1
