@@ -58,7 +58,7 @@ class Listen(_Strict):
     max_speech_s: float = Field(default=10.0, gt=0, le=60, description="longest utterance")
     barge_in: bool = Field(default=True, description="the caller may interrupt the prompt")
     barge_in_min_speech_ms: int = Field(
-        default=300, ge=0, le=2000,
+        default=220, ge=0, le=2000,
         description="speech this long (or a recognized word) cuts the prompt; a cough does not",
     )
     endpoint_silence_s: float = Field(default=0.6, ge=0.2, le=3.0, description="silence that ends an utterance")

@@ -8,9 +8,11 @@ WORK=run/demo; mkdir -p "$WORK"
 say() { espeak-ng -v ko -s 140 -w "$WORK/$1.wav" "$2"; echo "$WORK/$1.wav"; }
 
 $IVR up
+$IVR customers import dialplans/demo_customers.json
 echo
 echo "== 1. A caller says '상담원 연결' (connect me to an agent): speech -> Vosk -> queue general"
-$IVR call --caller 01012345678 --audio "$(say agent '상담원 연결')"
+agent_wav="$(say agent '상담원 연결')"
+$IVR call --caller 01012345678 --audio "$agent_wav"
 echo
 echo "== 2. A caller says '계좌 이체' (account transfer): -> queue payments"
 $IVR call --caller 01022223333 --audio "$(say transfer '계좌 이체')"
@@ -18,10 +20,16 @@ echo
 echo "== 3. A caller presses 2 (lost card): -> queue cards"
 $IVR call --caller 01044445555 --dtmf 2
 echo
-echo "== 4. A caller says nothing twice: never trapped, a person takes the call"
+echo "== 4. A known customer presses 1: hears their balance (self-service), then 9 to finish"
+$IVR call --caller 01012345678 --dtmf 1 --dtmf 9 --until end --timeout 60
+echo
+echo "== 4b. The same question through a SIP phone registered to Asterisk (pyVoIP)"
+$IVR call --sip --caller 01022223333 --audio "$agent_wav"
+echo
+echo "== 5. A caller says nothing twice: never trapped, a person takes the call"
 $IVR call --caller 01066667777 --timeout 60
 echo
-echo "== 5. The controller is stopped: Asterisk's dialplan still queues the caller for a person"
+echo "== 6. The controller is stopped: Asterisk's dialplan still queues the caller for a person"
 kill "$(cat run/pids/controller.pid)" 2>/dev/null || true; sleep 1
 $IVR call --caller 01088889999 --dtmf 2 --timeout 30
 $IVR up >/dev/null
