@@ -47,33 +47,39 @@ def utterance_pcm() -> bytes:
 # --- the Asterisk side (child process) ----------------------------------------------------
 
 
-async def _stream(port: int, session_id: bytes, pcm: bytes, start_delay: float) -> None:
-    from ivr.audiosocket import Frame, Kind
-
-    await asyncio.sleep(start_delay)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(Frame(Kind.UUID, session_id).encode())
-    audio = bytes(8000) + pcm + bytes(16000 * 4)  # 0.5 s silence, speech, up to 4 s silence
-    loop = asyncio.get_running_loop()
-    deadline = loop.time()
-    try:
-        for i in range(0, len(audio) - 319, 320):
-            writer.write(Frame(Kind.AUDIO, audio[i : i + 320]).encode())
-            deadline += 0.02
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            if reader.at_eof() or writer.transport.is_closing():
-                break  # the controller decided and closed the session
-    except ConnectionError:
-        pass
-    writer.close()
-
-
 async def _asterisk(port: int, ids: list[str], pcm_path: str) -> None:
+    """N AudioSocket calls as Asterisk makes them: connect (staggered over a second), UUID, then
+    one 20 ms frame per call per tick from a single clock (Asterisk is not N Python timers)."""
     import uuid
 
-    pcm = Path(pcm_path).read_bytes()
-    # Stagger starts over a second, as calls arrive.
-    await asyncio.gather(*(_stream(port, uuid.UUID(i).bytes, pcm, k / len(ids)) for k, i in enumerate(ids)))
+    from ivr.audiosocket import Frame, Kind
+
+    speech = Path(pcm_path).read_bytes()
+    audio = bytes(8000) + speech + bytes(16000 * 4)  # 0.5 s silence, speech, up to 4 s silence
+    frames = [Frame(Kind.AUDIO, audio[i : i + 320]).encode() for i in range(0, len(audio) - 319, 320)]
+    loop = asyncio.get_running_loop()
+    streams: list[tuple[asyncio.StreamWriter, list[int]]] = []
+
+    async def connect(k: int, session_id: str) -> None:
+        await asyncio.sleep(k / len(ids))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(Frame(Kind.UUID, uuid.UUID(session_id).bytes).encode())
+        streams.append((writer, [0]))
+
+    connecting = asyncio.gather(*(connect(k, i) for k, i in enumerate(ids)))
+    deadline = loop.time()
+    while not connecting.done() or any(pos[0] < len(frames) for _, pos in streams):
+        deadline += 0.02
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        for writer, pos in streams:
+            if pos[0] < len(frames) and not writer.transport.is_closing():
+                writer.write(frames[pos[0]])
+                pos[0] += 1
+            elif pos[0] < len(frames):
+                pos[0] = len(frames)  # the controller decided and closed this call
+    await connecting
+    for writer, _ in streams:
+        writer.close()
 
 
 # --- the controller side ------------------------------------------------------------------
@@ -92,7 +98,7 @@ async def run_level(n: int, pcm_path: str) -> dict[str, Any]:
     assert isinstance(node, AskNode)
     listen = node.listen.model_copy(update={"endpoint_silence_s": ENDPOINT_S, "no_input_s": 3.0})
     with tempfile.TemporaryDirectory() as tmp:
-        speech = Speech(default_registry(), PromptRenderer(Path(tmp)), threads=os.cpu_count() or 2)
+        speech = Speech(default_registry(), PromptRenderer(Path(tmp)), threads=int(os.environ.get("ASR_THREADS", 2)))
         nav = Navigator(flow, speech, Path(tmp))
         phrases = flow.grammar_phrases(node, "ko")
         server = AudioSocketServer("127.0.0.1", 0)

@@ -23,6 +23,7 @@ import itertools
 import logging
 import struct
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -170,7 +171,7 @@ class Playback:
             self.done.set_result(False)
 
 
-@dataclass
+@dataclass(eq=False)
 class AudioSession:
     """One call's AudioSocket connection: caller audio in, prompts (or silence) out."""
 
@@ -193,10 +194,8 @@ class AudioSession:
     """Why the session ended."""
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._receive(), name=f"audiosocket-rx-{self.call_id}"),
-            asyncio.create_task(self._send(), name=f"audiosocket-tx-{self.call_id}"),
-        ]
+        self._tasks = [asyncio.create_task(self._receive(), name=f"audiosocket-rx-{self.call_id}")]
+        MediaClock.current().add(self)
 
     # --- caller -> us
 
@@ -238,26 +237,20 @@ class AudioSession:
 
     # --- us -> caller
 
-    async def _send(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time()
+    def _send_frame(self) -> None:
+        """Send the next 20 ms: prompt audio if one plays, else silence (MediaClock calls this)."""
+        if self.closed.is_set():
+            return
+        pcm = self._playback.next_frame() if self._playback else None
+        if pcm is None:
+            self._playback = None
+            pcm = SILENCE_FRAME
         try:
-            while not self.closed.is_set():
-                pcm = self._playback.next_frame() if self._playback else None
-                if pcm is None:
-                    self._playback = None
-                    pcm = SILENCE_FRAME
-                self.writer.write(audio_frame(pcm).encode())
-                self.frames_out += 1
-                # Pace by absolute deadlines so timer jitter does not accumulate.
-                deadline += FRAME_SECONDS
-                delay = deadline - loop.time()
-                if delay < -0.2:  # we fell far behind (overload): resync instead of bursting
-                    deadline = loop.time()
-                    delay = 0
-                await asyncio.sleep(max(delay, 0))
-        except (ConnectionError, OSError) as exc:
+            self.writer.write(audio_frame(pcm).encode())
+        except (ConnectionError, OSError, RuntimeError) as exc:
             self._finish(f"connection error while sending: {exc}")
+            return
+        self.frames_out += 1
 
     def play(self, pcm: bytes) -> Playback:
         """Start playing audio, replacing whatever was playing."""
@@ -281,8 +274,11 @@ class AudioSession:
 
     async def next_event(self, timeout: float | None = None) -> CallerEvent | None:
         """The next caller event, system frames first; None on timeout."""
+        if not self._events.empty():  # the common case under load: no timer, no task
+            return self._events.get_nowait()[2]
         try:
-            _, _, event = await asyncio.wait_for(self._events.get(), timeout)
+            async with asyncio.timeout(timeout):
+                _, _, event = await self._events.get()
         except TimeoutError:
             return None
         return event
@@ -301,6 +297,7 @@ class AudioSession:
             return
         self.close_reason = reason
         self.closed.set()
+        MediaClock.current().discard(self)
         if self._playback:
             self._playback.stop()
         # In order, after the audio already received: a caller who hangs up mid-sentence
@@ -319,6 +316,50 @@ class AudioSession:
         with contextlib.suppress(ConnectionError, OSError):
             self.writer.close()
             await self.writer.wait_closed()
+
+
+class MediaClock:
+    """One 20 ms clock for all sessions of an event loop.
+
+    A timer per call would wake the loop 50 times a second per call; one clock wakes it
+    50 times a second in all and writes every session's next frame in one pass.
+    """
+
+    _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.sessions: dict[AudioSession, None] = {}  # insertion-ordered set
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def current(cls) -> MediaClock:
+        loop = asyncio.get_running_loop()
+        clock = cls._clocks.get(loop)
+        if clock is None:
+            clock = cls._clocks[loop] = cls()
+        return clock
+
+    def add(self, session: AudioSession) -> None:
+        self.sessions[session] = None
+        session._send_frame()  # the first frame at once: Asterisk counts its 2 s from the connect
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="audiosocket-clock")
+
+    def discard(self, session: AudioSession) -> None:
+        self.sessions.pop(session, None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while self.sessions:
+            # Pace by absolute deadlines so timer jitter does not accumulate.
+            deadline += FRAME_SECONDS
+            delay = deadline - loop.time()
+            if delay < -0.2:  # far behind (overload): resync instead of bursting
+                deadline, delay = loop.time(), 0.0
+            await asyncio.sleep(max(delay, 0.0))
+            for session in list(self.sessions):
+                session._send_frame()
 
 
 class AudioSocketServer(TcpListener):
