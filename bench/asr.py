@@ -62,7 +62,7 @@ async def _asterisk(port: int, ids: list[str], pcm_path: str) -> None:
 
     async def connect(k: int, session_id: str) -> None:
         await asyncio.sleep(k / len(ids))
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(Frame(Kind.UUID, uuid.UUID(session_id).bytes).encode())
         streams.append((writer, [0]))
 

@@ -26,6 +26,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ivr.tcp import TcpListener
 
@@ -325,7 +326,8 @@ class MediaClock:
     50 times a second in all and writes every session's next frame in one pass.
     """
 
-    _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = weakref.WeakKeyDictionary()
+    _clocks: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock]] = (
+        weakref.WeakKeyDictionary())
 
     def __init__(self) -> None:
         self.sessions: dict[AudioSession, None] = {}  # insertion-ordered set
