@@ -487,6 +487,7 @@ def summarize(trials: list[Trial], rates: Sequence[int]) -> dict[str, Any]:
     """Hit rate over the pyttsx3 conditions, reliability with 'ko', the CLI check, confusions."""
     tts = [t for t in trials if t.voice != CLI]
     ko = {t.rate: t.hit for t in tts if t.voice == DEFAULT_VOICE}
+    ko_flow = {t.rate: t.flow_hit for t in tts if t.voice == DEFAULT_VOICE}
     cli = next((t for t in trials if t.voice == CLI), None)
     confusions = Counter(t.heard_intent or "∅" for t in tts if not t.hit)
     return {
@@ -500,6 +501,7 @@ def summarize(trials: list[Trial], rates: Sequence[int]) -> dict[str, Any]:
         "cli140_heard": None if cli is None else (cli.phrase or f"({cli.text or '∅'})"),
         "cli140_flow": None if cli is None else cli.flow_hit,
         "reliable": bool(ko) and all(ko.get(rate) for rate in rates) and bool(cli and cli.hit),
+        "flow_reliable": bool(ko_flow) and all(ko_flow.get(rate) for rate in rates) and bool(cli and cli.flow_hit),
         "confused_with": dict(confusions.most_common()),
         "heard": dict(Counter(t.phrase or f"({t.text or '∅'})" for t in tts).most_common(4)),
     }
@@ -659,6 +661,7 @@ def main() -> None:
     parser.add_argument("--prune-rounds", type=int, default=8)
     parser.add_argument("--prune-batch", type=int, default=6)
     parser.add_argument("--min-harm", type=float, default=3.0)
+    parser.add_argument("--lean", type=int, default=2, help="phrases per intent in the lean grammar")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if DEFAULT_VOICE not in args.voices:
@@ -722,8 +725,27 @@ def main() -> None:
                    and x.grammar_text not in rec_texts]
         hurt_full, _, victims_full = harm(trials_full, full)
 
+        # Lean: per intent its canonical phrase and the best --lean phrases of the recommended run,
+        # with and without the finish and no phrases the flow adds to the main menu.
+        rec_rows = rows_for(MENU, recommended=trials_rec)
+        lean_texts: set[str] = set()
+        for intent in MENU_INTENTS:
+            ranked_rows = sorted(
+                (r for r in rec_rows if r["intent"] == intent and r["grammar"] in recommended.intent_of),
+                key=lambda r: (r["recommended"]["reliable"], r["recommended"]["hits"], r["recommended"]["flow_hits"]),
+                reverse=True,
+            )
+            lean_texts |= {r["grammar"] for r in ranked_rows[: args.lean]}
+            lean_texts |= {r["grammar"] for r in ranked_rows if "canonical" in r["tags"]}
+        lean_menu = [x for x in MENU if x.grammar_text in lean_texts and "split" not in x.tags]
+        lean = make_grammar("lean", [*lean_menu, *OTHERS], model)
+        trials_lean = sweep.run(MENU, lean, ko_only)
+        lean_bare = make_grammar("lean_without_finish_no", lean_menu, model)
+        trials_lean_bare = sweep.run(MENU, lean_bare, ko_only)
+
         menu_rows = rows_for(MENU, full=trials_full, natural=trials_natural, canonical=trials_canonical,
-                             demo6=trials_demo6, recommended=trials_rec)
+                             demo6=trials_demo6, recommended=trials_rec, lean=trials_lean,
+                             lean_without_finish_no=trials_lean_bare)
         for row in menu_rows:
             row["in_full_grammar"] = not row["oov_grammar"]
             row["in_recommended"] = row["grammar"] in rec_texts
@@ -781,8 +803,9 @@ def main() -> None:
               f"victims {dict(victims_full.get(cand.grammar_text, {}))}")
 
     print("\nBEFORE/AFTER — hits with 'ko' at rates and the CLI (kkk c), per grammar")
-    names = ("demo6", "canonical", "natural", "full", "recommended")
-    print(f"  {'caller says':<22}" + "".join(f"{n:>13}" for n in names))
+    names = ("demo6", "canonical", "natural", "full", "recommended", "lean", "lean_without_finish_no")
+    short = ("demo6", "canonical", "natural", "full", "recommended", "lean", "lean-fin/no")
+    print(f"  {'caller says':<22}" + "".join(f"{n:>13}" for n in short))
     for row in menu_rows:
         if not ("canonical" in row["tags"] or any(row.get(n, {}).get("reliable") for n in names)):
             continue
@@ -793,11 +816,16 @@ def main() -> None:
                          "".join("Y" if s["ko_hits"][str(r)] else "." for r in rates) + " "
                          + ("Y" if s["cli140"] else "."))
         print(f"  {row['say']:<22}" + "".join(f"{cell:>13}" for cell in cells))
+    grammar_sizes = {g.name: g.grammar.phrases for g in (full, natural, canonical, demo6, recommended, lean, lean_bare)}
     reliable: dict[str, dict[str, list[str]]] = {}
     for n in names:
         reliable[n] = {i: [r["say"] for r in menu_rows if r["intent"] == i and r.get(n, {}).get("reliable")]
                        for i in MENU_INTENTS}
-        print(f"  reliable with {n:<12}: {sum(map(len, reliable[n].values()))}")
+        size = len(grammar_sizes[n]) if n in grammar_sizes else "?"
+        # Over the 'ko' rates and the CLI, the conditions every grammar was run with.
+        hits = sum(sum(bool(v) for v in r[n]["ko_hits"].values()) + bool(r[n]["cli140"]) for r in menu_rows if n in r)
+        print(f"  {n:<24} {size:>4} phrases: reliable {sum(map(len, reliable[n].values())):>2} "
+              f"in {sum(bool(v) for v in reliable[n].values())} intents; ko+cli hits {hits}")
 
     print_table("CONFIRM — all yes/no phrases", confirm_rows, "full", rates)
     print_table(f"CONFIRM — recommended ({len(confirm_rec.grammar.phrases)} phrases)",
@@ -818,19 +846,28 @@ def main() -> None:
                 f"{t['said']}:'{t['heard']}' {t['action']} {t['intent']} {t['score']}"
                 + (" (context)" if t["used_context"] else "") for t in turns))
 
-    print("\nRELIABLE TEST UTTERANCES (recommended grammars; ko at every rate + CLI):")
+    print("\nRELIABLE TEST UTTERANCES (ko at every rate + CLI; result.phrase | understand() acts/confirms):")
     for intent in MENU_INTENTS:
-        print(f"  {intent:9} {reliable['recommended'][intent]}")
+        for n in ("recommended", "lean"):
+            flow = [r["say"] for r in menu_rows if r["intent"] == intent and r.get(n, {}).get("flow_reliable")]
+            print(f"  {intent:9} {n:<12} phrase {reliable[n][intent]} | flow {flow}")
     reliable_confirm = {
         i: [r["say"] for r in confirm_rows if r["intent"] == i and r.get("recommended", {}).get("reliable")]
         for i in ("yes", "no")
     }
     for intent, says in reliable_confirm.items():
-        print(f"  {intent:9} {says}")
+        flow = [r["say"] for r in confirm_rows
+                if r["intent"] == intent and r.get("recommended", {}).get("flow_reliable")]
+        print(f"  {intent:9} phrase {says} | flow (yes_or_no) {flow}")
 
     out.update({
-        "grammars": {g.name: list(g.grammar.phrases) for g in (full, natural, canonical, demo6, recommended,
-                                                                 confirm_full, confirm_rec, second)},
+        "grammars": {g.name: list(g.grammar.phrases) for g in (full, natural, canonical, demo6, recommended, lean,
+                                                                 lean_bare, confirm_full, confirm_rec, second)},
+        "flow_reliable": {
+            n: {i: [r["say"] for r in menu_rows if r["intent"] == i and r.get(n, {}).get("flow_reliable")]
+                for i in MENU_INTENTS}
+            for n in names
+        },
         "menu": menu_rows,
         "avoid": [
             {"intent": x.intent, "phrase": x.grammar_text, "harm_in_full": round(hurt_full.get(x.grammar_text, 0), 1),
