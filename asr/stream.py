@@ -104,6 +104,11 @@ class TurnRecognizer:
         self._account(started)
 
     @property
+    def grammar_phrases(self) -> frozenset[str]:
+        """The grammar's phrases as Vosk returns them (empty without a grammar)."""
+        return self._phrases
+
+    @property
     def ended(self) -> bool:
         """Whether Vosk has detected the end of the utterance (further audio is ignored)."""
         return self._final is not None

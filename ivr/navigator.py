@@ -47,6 +47,7 @@ from ivr.understanding import (
     IntentPhrases,
     Thresholds,
     TurnContext,
+    acoustic_support,
     understand,
     yes_or_no,
 )
@@ -89,6 +90,10 @@ class Heard:
     """Why recognition failed, when it did."""
     speech_started_at: float | None = None
     speech_ended_at: float | None = None
+    voiced_s: float | None = None
+    """Audio time from the first to the last voiced frame (not wall time: immune to load and bursts)."""
+    grammar: frozenset[str] | None = None
+    """The phrases the recognizer could return exactly (None: no grammar, or not known)."""
     audio: bytearray = field(default_factory=bytearray)
     """The caller's audio during the turn."""
 
@@ -160,6 +165,20 @@ def hypotheses(result: Result) -> list[Hypothesis]:
     if result.alternatives:
         return [Hypothesis(a.text, a.confidence) for a in result.alternatives if a.text]
     return [Hypothesis(result.text, 1.0)] if result.text else []
+
+
+def is_phrase(heard: Heard) -> Callable[[str], bool] | None:
+    """Whether a string is exactly one of the grammar's phrases (None when there was no grammar)."""
+    grammar = heard.grammar
+    if not grammar:
+        return None
+    return lambda text: " ".join(text.lower().split()) in grammar
+
+
+def evidence(heard: Heard, language: str) -> float:
+    """How far to trust the recognition: word confidence times acoustic support."""
+    assert heard.result is not None
+    return word_confidence(heard.result) * acoustic_support(heard.result.text, heard.voiced_s, language)
 
 
 def word_confidence(result: Result) -> float:
@@ -332,9 +351,10 @@ class Navigator:
             return None, None
         if heard.result is None or not heard.result.text:
             return None, None
-        phrases = self._intent_phrases(node, heard.language or call.language)
-        decision = understand(hypotheses(heard.result), phrases, context, word_confidence(heard.result),
-                              self.thresholds)
+        language = heard.language or call.language
+        phrases = self._intent_phrases(node, language)
+        decision = understand(hypotheses(heard.result), phrases, context, evidence(heard, language),
+                              self.thresholds, is_phrase(heard))
         if decision.best:
             turn.intent, turn.score, turn.dialect = decision.best.intent, decision.best.score, decision.best.dialect
             if decision.best.dialect and not call.dialect:
@@ -366,7 +386,8 @@ class Navigator:
         elif not heard.hung_up and text:
             # "아니요, 대출이요" corrects; an answer that is neither yes nor no is a new answer.
             decision = understand(hypotheses(heard.result), self._intent_phrases(node, language), context,
-                                  1.0, self.thresholds) if heard.result else None
+                                  evidence(heard, language), self.thresholds, is_phrase(heard)) \
+                if heard.result else None
             if decision and decision.action is Action.ACT and decision.best:
                 chosen = decision.best.intent
                 turn.correction = decision.correction
@@ -449,6 +470,8 @@ class Navigator:
         prompt_over_at: float | None = None if playback else loop.time()
         voiced_ms = 0
         last_voice: float | None = None
+        frame_index = 0
+        first_voiced: int | None = None
         pending = bytearray()
 
         async def feed(chunk: bytes) -> Result | Partial | None:
@@ -489,9 +512,12 @@ class Navigator:
             if session.playing and not settings.barge_in:
                 continue  # the prompt must be heard out: its audio is not the caller's answer
             heard.audio += event.pcm
+            frame_index += 1
             if voiced(event.pcm):
                 voiced_ms += 20
                 last_voice = loop.time()
+                first_voiced = frame_index if first_voiced is None else first_voiced
+                heard.voiced_s = (frame_index - first_voiced + 1) * len(event.pcm) / 16000
                 if heard.speech_started_at is None and voiced_ms >= 60:
                     heard.speech_started_at = time.time() - voiced_ms / 1000
             else:
@@ -514,6 +540,7 @@ class Navigator:
             elif isinstance(out, Result):
                 if out.text or heard.speech_started_at is not None:
                     heard.result = out
+                    heard.grammar = getattr(recognizer, "grammar_phrases", None)
                     break
                 # Vosk's endpointer also fires on long silence (during a long prompt, say): an empty
                 # final is not an answer. Listen on with a fresh recognizer until our own no-input.
@@ -529,6 +556,7 @@ class Navigator:
             if recognizer is not None:
                 try:
                     heard.result = await loop.run_in_executor(self.speech.executor, recognizer.finish)
+                    heard.grammar = getattr(recognizer, "grammar_phrases", None)
                 except Exception as exc:
                     heard.error = f"recognizer failed: {exc}"
         elif recognizer is not None and heard.hung_up and heard.audio:

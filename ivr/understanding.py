@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 _SPACES = re.compile(r"\s+")
@@ -26,7 +26,7 @@ _PUNCT = re.compile(r"[^\w\s]")
 _PARTICLES = ("에서", "으로", "이요", "이에요", "예요", "해요", "을", "를", "은", "는", "이", "가", "에", "로",
               "도", "요", "좀")
 _NEGATIONS = ("아니요", "아니오", "아뇨", "아니", "아니에요", "no", "nope", "not")
-_FILLERS = frozenset({"음", "어", "그", "저", "좀", "um", "uh", "please", "the", "a", "my", "i", "to"})
+_FILLERS = frozenset({"음", "어", "그", "저", "좀", "요", "um", "uh", "please", "the", "a", "my", "i", "to"})
 
 
 def compact(text: str) -> str:
@@ -84,6 +84,42 @@ def phrase_similarity(phrase: str, said: str) -> float:
     return round(0.9 * recall * (0.5 + 0.5 * precision), 4)
 
 
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_VOWEL_GROUPS = re.compile(r"[aeiouy]+")
+#: Typical speaking rates, in spoken units (Hangul syllables; Latin vowel groups) per second.
+SPEAKING_RATE = {"ko": 5.5, "en": 4.0}
+
+
+def spoken_units(text: str) -> int:
+    """Hangul syllables, else vowel groups: a language-neutral measure of how much was said."""
+    hangul = len(_HANGUL.findall(text))
+    return hangul if hangul else len(_VOWEL_GROUPS.findall(text.lower()))
+
+
+def acoustic_support(text: str, voiced_s: float | None, language: str) -> float:
+    """0..1: does the recognized text account for the voice the caller produced?
+
+    A grammar recognizer forces every utterance onto some phrase: 1.2 s of "대출 상담" can
+    come back as the two-syllable "항의". Text far too short for the voiced time is weak
+    evidence, so its intent is confirmed or asked again rather than routed on.
+    """
+    if not voiced_s or voiced_s < 0.4:
+        return 1.0
+    expected = SPEAKING_RATE.get(language, 4.5) * voiced_s
+    ratio = spoken_units(text) / expected
+    return min(1.0, ratio / 0.55) ** 2
+
+
+def explained_share(said: str, vocabulary: set[str]) -> float:
+    """Share (by length) of the utterance's content words that occur in the intent's phrases."""
+    words = content_words(said)
+    if not words:
+        return 0.0
+    blob = "".join(vocabulary)
+    explained = sum(len(w) for w in words if w in vocabulary or (len(w) >= 2 and w in blob))
+    return explained / sum(len(w) for w in words)
+
+
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
     """One recognizer hypothesis for the utterance."""
@@ -129,13 +165,17 @@ def score_intents(
         total = 0.0
         best_phrase, best_dialect, best_sim = "", None, 0.0
         candidates = [(p, None) for p in entry.phrases] + [(p, d) for d, p in entry.variants]
+        vocabulary = {w for p, _ in candidates for w in content_words(p)}
         for hypothesis in hypotheses:
             sim_here, phrase_here, dialect_here = 0.0, "", None
             for phrase, dialect in candidates:
                 sim = phrase_similarity(phrase, hypothesis.text)
                 if sim > sim_here or (sim == sim_here and sim > 0 and len(phrase) > len(phrase_here)):
                     sim_here, phrase_here, dialect_here = sim, phrase, dialect
-            total += hypothesis.weight * sim_here
+            # Words of the utterance this intent cannot explain weaken the vote: "민원 바꾸고
+            # 싶어요" is mostly another intent's words around "민원" (a grammar artefact), while
+            # "이체 계좌 이체" is all transfer words.
+            total += hypothesis.weight * sim_here * explained_share(hypothesis.text, vocabulary) ** 0.5
             # On a tie the longer (more specific) phrase is the evidence: a dialect variant
             # containing a canonical word names its dialect.
             if sim_here > best_sim or (sim_here == best_sim and len(phrase_here) > len(best_phrase)):
@@ -191,8 +231,15 @@ def understand(
     context: TurnContext,
     confidence: float = 1.0,
     thresholds: Thresholds = Thresholds(),
+    is_phrase: Callable[[str], bool] | None = None,
 ) -> Understanding:
-    """Score this utterance alone and together with the pending context; decide act/confirm/reprompt."""
+    """Score this utterance alone and together with the pending context; decide act/confirm/reprompt.
+
+    ``is_phrase`` tells whether a string is exactly one of the recognizer's grammar phrases.
+    When given, the engine acts only if the best hypothesis is one: a grammar recognizer also
+    returns word strings that are no phrase at all ("민원 접수 변경"), and those are confirmed,
+    never routed on.
+    """
     top = hypotheses[0].text if hypotheses else ""
     correction, rest = split_negation(top)
     if correction:
@@ -206,7 +253,8 @@ def understand(
             ranked = [Scored(s.intent, s.score, s.phrase, s.dialect, used_context=True) for s in with_context]
     best = ranked[0] if ranked else None
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-    if best and best.score >= thresholds.act and best.score - runner_up >= thresholds.margin:
+    said_a_phrase = is_phrase is None or (bool(top) and is_phrase(rest if correction else top))
+    if best and best.score >= thresholds.act and best.score - runner_up >= thresholds.margin and said_a_phrase:
         action = Action.ACT
     elif best and best.score >= thresholds.confirm:
         action = Action.CONFIRM

@@ -411,3 +411,26 @@ async def test_an_empty_final_during_a_long_prompt_is_not_no_input(monkeypatch: 
     decision, call = await walk(nav, caller)
     assert decision.queue == "cards"
     assert len(call.turns) == 1
+
+
+async def test_a_phrase_too_short_for_the_speech_is_not_routed_on() -> None:
+    # 1.2 s of voice recognized as the two-syllable phrase "항의": asked again, then a person;
+    # never the complaints queue on such thin evidence.
+    nav, caller = make(["항의", None], [speech(1.2) + silence(0.4), b""])
+    decision, call = await walk(nav, caller)
+    assert decision.queue == "general" and call.intent is None
+
+
+async def test_a_bigram_artefact_is_confirmed_not_acted_on() -> None:
+    class Grammar(FakeSpeech):
+        def recognizer(self, language: str, phrases: list[str]) -> Any:
+            recognizer = super().recognizer(language, phrases)
+            recognizer.grammar_phrases = frozenset({"민원", "비밀번호 변경"})
+            return recognizer
+
+    speech_engine = Grammar(["민원 바꾸고 싶어요", "아니요"])
+    nav, caller = make([], [speech(1.0) + silence(0.4), speech(0.4) + silence(0.4), b""],
+                       speech_engine=speech_engine)
+    decision, call = await walk(nav, caller)
+    assert [t.kind for t in call.turns][:2] == ["ask", "confirm"]
+    assert decision.queue == "general"

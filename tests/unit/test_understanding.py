@@ -117,3 +117,34 @@ NO = {"ko": ["아니요", "아뇨"], "en": ["no"]}
 ])
 def test_yes_or_no(text: str, dtmf: str, answer: bool | None) -> None:
     assert yes_or_no(text, dtmf, YES, NO, "ko") is answer
+
+
+def test_spoken_units() -> None:
+    from ivr.understanding import spoken_units
+
+    assert spoken_units("대출 상담") == 4
+    assert spoken_units("lost card") == 2
+    assert spoken_units("") == 0
+
+
+def test_acoustic_support_flags_text_too_short_for_the_voice() -> None:
+    from ivr.understanding import acoustic_support
+
+    # 1.22 s of "대출 상담" recognized as the two-syllable "항의": weak evidence.
+    assert acoustic_support("항의", 1.22, "ko") < 0.3
+    # A recognition that accounts for the voice keeps full trust.
+    assert acoustic_support("계좌 이체", 0.94, "ko") == 1.0
+    assert acoustic_support("상담원 연결", 1.42, "ko") > 0.9
+    assert acoustic_support("항의", None, "ko") == 1.0  # unknown duration: no judgement
+
+
+def test_only_an_exact_grammar_phrase_is_acted_on() -> None:
+    grammar = {"민원", "민원 접수", "계좌 이체", "아니요", "대출"}.__contains__
+    artefact = understand(one("민원 접수 변경"), INTENTS + [IntentPhrases("complaint", ("민원 접수", "민원"))],
+                          TurnContext(), is_phrase=grammar)
+    assert artefact.action is Action.CONFIRM
+    exact = understand(one("계좌 이체"), INTENTS, TurnContext(), is_phrase=grammar)
+    assert exact.action is Action.ACT
+    # a correction is judged on what follows the no
+    correction = understand(one("아니요 대출"), INTENTS, TurnContext(), is_phrase=grammar)
+    assert (correction.action, correction.best.intent) == (Action.ACT, "loan")
