@@ -42,7 +42,8 @@ async def test_intents_by_voice(call, say, said, queue, intent):
 
 
 @pytest.mark.parametrize(("said", "right_queue"), [
-    ("대출 상담", "loans"), ("카드 분실 신고", "cards"), ("잔액 조회", "general"), ("비밀번호 바꾸고 싶어요", "general"),
+    ("대출 상담", "loans"), ("카드 분실 신고", "cards"), ("잔액 조회", "general"),
+    ("비밀번호 바꾸고 싶어요", "general"),
 ])
 async def test_misrecognized_speech_never_reaches_a_wrong_queue(call, say, said, right_queue):
     """The small model mishears these synthetic phrases (e.g. 대출 상담 as 항의); whatever it hears,

@@ -140,7 +140,7 @@ def test_acoustic_support_flags_text_too_short_for_the_voice() -> None:
 
 def test_only_an_exact_grammar_phrase_is_acted_on() -> None:
     grammar = {"민원", "민원 접수", "계좌 이체", "아니요", "대출"}.__contains__
-    artefact = understand(one("민원 접수 변경"), INTENTS + [IntentPhrases("complaint", ("민원 접수", "민원"))],
+    artefact = understand(one("민원 접수 변경"), [*INTENTS, IntentPhrases("complaint", ("민원 접수", "민원"))],
                           TurnContext(), is_phrase=grammar)
     assert artefact.action is Action.CONFIRM
     exact = understand(one("계좌 이체"), INTENTS, TurnContext(), is_phrase=grammar)
