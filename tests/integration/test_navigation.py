@@ -75,7 +75,7 @@ async def test_callback_offer_accepted_keeps_a_place(call, live_stack: Settings)
 
 
 async def test_barge_in_cuts_the_prompt_and_counts(call, say, live_stack: Settings):
-    record = await call(audio=[say("계좌 이체")], barge_in=True)
+    record = await call(audio=[say("계좌 이체"), say("네")], barge_in=True)
     turn = record["turns"][0]
     assert record["queue"] == "payments"
     full = await _full(live_stack, record)
