@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         return self.run_dir / "logs"
 
 
-def asterisk_path(host_path: Path, settings: Settings | None = None) -> str:
+def asterisk_path(host_path: Path) -> str:
     """The path Asterisk sees for a file of the project (it runs with the project at /srv/ivr)."""
     rel = Path(host_path).resolve().relative_to(PROJECT_DIR)
     return str(ASTERISK_PROJECT_DIR / rel)

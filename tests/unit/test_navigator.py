@@ -208,11 +208,11 @@ async def test_dialect_variant_maps_to_the_intent_and_is_recorded() -> None:
 
 async def test_n_best_alternatives_vote() -> None:
     # The top string is a bigram artefact; the mass of the list says transfer.
-    nav, caller = make([("이체 연결", [("이체 연결", 0.4), ("계좌 이체", 0.35), ("이체 오류", 0.25)])],
+    nav, caller = make([("송금 연결", [("송금 연결", 0.4), ("계좌 이체", 0.35), ("착오 송금", 0.25)])],
                        [speech(0.6) + silence(0.4)])
     decision, call = await walk(nav, caller)
     assert call.intent == "transfer"
-    assert [a["text"] for a in call.turns[0].alternatives] == ["이체 연결", "계좌 이체", "이체 오류"]
+    assert [a["text"] for a in call.turns[0].alternatives] == ["송금 연결", "계좌 이체", "착오 송금"]
 
 
 # --- self-service -------------------------------------------------------------------------
