@@ -159,12 +159,11 @@ def redis_up(settings: Settings) -> None:
 
 
 def _mounted(path: Path) -> bool:
-    return os.path.ismount(path)
-
-
-def _mount_source(target: Path) -> str:
-    out = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(target)], capture_output=True, text=True)
-    return out.stdout.strip()
+    # os.path.ismount misses bind mounts from the same filesystem (the project's own disk);
+    # the kernel's mount table does not.
+    target = str(path).replace(" ", "\\040")
+    with open("/proc/self/mountinfo", encoding="utf-8") as table:
+        return any(line.split()[4] == target for line in table)
 
 
 def asterisk_mounts(settings: Settings) -> None:
@@ -178,19 +177,24 @@ def asterisk_mounts(settings: Settings) -> None:
             subprocess.run([*argv, str(target)], check=True)
     project = root / str(ASTERISK_PROJECT_DIR).lstrip("/")
     project.mkdir(parents=True, exist_ok=True)
-    if _mounted(project):
-        # findmnt shows the source as device[/path]; a checkout elsewhere (a CI clone) must be remounted.
-        if _mount_source(project).endswith(f"[{PROJECT_DIR}]") or os.path.samefile(project, PROJECT_DIR):
-            return
-        subprocess.run(["umount", "-l", str(project)], check=True)
+    if _mounted(project) and os.path.samefile(project, PROJECT_DIR):
+        return  # this checkout is what Asterisk sees
+    # Another checkout (a CI clone) or stale layers: peel every layer, then mount this one once.
+    _unmount_all(project)
     subprocess.run(["mount", "--bind", str(PROJECT_DIR), str(project)], check=True)
+
+
+def _unmount_all(target: Path) -> None:
+    for _ in range(64):  # bind mounts stack; each umount removes the top one
+        if not _mounted(target):
+            return
+        subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 def asterisk_unmount(settings: Settings) -> None:
     root = settings.asterisk_root
     for target in (root / str(ASTERISK_PROJECT_DIR).lstrip("/"), root / "dev", root / "proc"):
-        if _mounted(target):
-            subprocess.run(["umount", "-l", str(target)], check=False)
+        _unmount_all(target)
 
 
 def asterisk_rx(settings: Settings, command: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
