@@ -16,18 +16,13 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soxr
-
-from bench.common import percentile, report
+from bench.common import percentile, report, spoken_8k
 from bench.spine import raw_vosk
 
 ENDPOINT_S = 0.5
@@ -36,12 +31,7 @@ LEVELS = (10, 20, 40, 60, 80, 100, 120)
 
 
 def utterance_pcm() -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "u.wav"
-        subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(wav), "계좌 이체"], check=True)
-        with wave.open(str(wav)) as w:
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-            return soxr.resample(pcm, w.getframerate(), 8000).astype("<i2").tobytes()
+    return spoken_8k("계좌 이체")
 
 
 # --- the Asterisk side (child process) ----------------------------------------------------

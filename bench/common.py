@@ -11,6 +11,23 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "out"
 
 
+def spoken_8k(text: str, voice: str = "ko", rate: int = 140) -> bytes:
+    """A synthetic caller's utterance: espeak-ng, resampled to 8 kHz 16-bit mono PCM."""
+    import subprocess
+    import tempfile
+    import wave
+
+    import numpy as np
+    import soxr
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "u.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(wav), text], check=True)
+        with wave.open(str(wav)) as w:
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+            return soxr.resample(pcm, w.getframerate(), 8000).astype("<i2").tobytes()
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -10,15 +10,11 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import tempfile
 import time
-import wave
-from pathlib import Path
 from typing import Any
 
 from asr import TurnRecognizer, build_grammar, default_registry
-from bench.common import percentile, report
+from bench.common import percentile, report, spoken_8k
 
 PHRASES = ["잔액 조회", "카드 분실 신고", "대출 상담", "계좌 이체", "비밀번호 변경", "상담원 연결"]
 
@@ -26,15 +22,7 @@ PHRASES = ["잔액 조회", "카드 분실 신고", "대출 상담", "계좌 이
 def raw_vosk(seconds_of_audio: float = 60.0) -> dict[str, float]:
     model = default_registry().get("ko")
     grammar = build_grammar(PHRASES, model)
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "u.wav"
-        subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(wav), "계좌 이체"], check=True)
-        import numpy as np
-        import soxr
-
-        with wave.open(str(wav)) as w:
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-            pcm = soxr.resample(pcm, w.getframerate(), 8000).astype("<i2").tobytes()
+    pcm = spoken_8k("계좌 이체")
     utterance = bytes(3200) + pcm + bytes(8000)  # speech framed by silence, as on a line
     cpu = audio = 0.0
     while audio < seconds_of_audio:

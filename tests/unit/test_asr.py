@@ -32,6 +32,7 @@ from asr import (
 )
 from asr.packs import discover_packs, packaged_korean_pack
 from asr.stream import parse_result
+from bench.asr_prompt_sweep import mu_law
 from tts import PromptRenderer
 
 DEMO_PHRASES = ("잔액 조회", "카드 분실 신고", "대출 상담", "계좌 이체", "비밀번호 변경", "상담원 연결")
@@ -286,15 +287,6 @@ def test_parse_empty_results(raw: str) -> None:
 
 
 # --- real recognition round trip: espeak-ng Korean -> 8 kHz -> 20 ms chunks -> Vosk ---------------
-
-
-def mu_law(pcm: bytes) -> bytes:
-    """G.711 mu-law encode + decode, as audio arrives from an Asterisk ulaw trunk."""
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
-    mu = 255.0
-    coded = np.round(np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) * 127.0) / 127.0
-    decoded = np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(mu)) / mu
-    return np.clip(np.round(decoded * 32768.0), -32768, 32767).astype("<i2").tobytes()
 
 
 def chunks(pcm: bytes, trailing_silence: float = 0.6) -> Iterator[bytes]:
