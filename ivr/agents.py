@@ -62,7 +62,7 @@ class Agent(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["ko"])
     dialects: list[str] = Field(default_factory=list)
     vip: bool = Field(default=False, description="may take VIP callers")
-    device: str = Field(pattern=r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+-]+$",
+    device: str = Field(pattern=r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+]+$",
                         description="Asterisk dial string: a desk softphone (PJSIP/1001) or a mobile extension")
     mobile: str | None = Field(default=None, pattern=r"^\+?[0-9]{3,20}$",
                                description="mobile number reached through the trunk when the extension is away")
@@ -112,7 +112,8 @@ class AgentDirectory:
     async def presence(self, agent_id: str) -> dict[str, Any]:
         data = await self.redis.hgetall(f"ivr:presence:{agent_id}")
         return {"status": data.get("status", Presence.OFFLINE.value), "reason": data.get("reason", ""),
-                "since": float(data.get("since", 0) or 0)}
+                "since": float(data.get("since", 0) or 0), "activity": data.get("activity", ""),
+                "call_id": data.get("call_id", "")}
 
     async def set_presence(self, agent_id: str, status: Presence, reason: str = "", by: str = "agent") -> None:
         """Record and publish a presence change (raises RedisError if Redis is down)."""
@@ -123,6 +124,23 @@ class AgentDirectory:
             pipe.publish(PRESENCE_CHANNEL, json.dumps({"agent": agent_id, "status": status.value,
                                                        "reason": reason, "by": by, "at": at}))
             await pipe.execute()
+
+    async def set_activity(self, agent_id: str, activity: str, call_id: str = "") -> None:
+        """What Asterisk says the agent is doing (ringing, on_call, wrap_up, or "" when free); the ACD writes it.
+
+        Kept apart from ``status`` (the agent's own choice), so a call never overwrites "ready".
+        A Redis outage is logged, never raised into call handling.
+        """
+        at = time.time()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(f"ivr:presence:{agent_id}", mapping={"activity": activity, "call_id": call_id,
+                                                               "activity_since": str(at)})
+                pipe.publish(PRESENCE_CHANNEL, json.dumps({"agent": agent_id, "activity": activity,
+                                                           "call_id": call_id, "by": "acd", "at": at}))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("activity of %s not written (%s)", agent_id, exc)
 
     async def set_presence_quietly(self, agent_id: str, status: Presence, reason: str = "", by: str = "acd") -> None:
         """Like set_presence, for the ACD: a Redis outage is logged, never raised into call handling."""

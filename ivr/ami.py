@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from panoramisk import Manager
@@ -80,6 +80,9 @@ class AmiClient:
         self.last_error = ""
         """Why the last login or connection failed, for ivr status/doctor."""
         self._retry: asyncio.TimerHandle | None = None
+        self.on_connected: Callable[[], Awaitable[None]] | None = None
+        """Run after every successful login (the ACD reads device states and holding callers)."""
+        self._pending: set[asyncio.Future[None]] = set()
 
     @property
     def ready(self) -> bool:
@@ -112,6 +115,11 @@ class AmiClient:
             self.last_error = ""
             self._ready.set()
             log.info("AMI logged in as %r at %s:%d (login #%d)", self.username, self.host, self.port, self.logins)
+            if self.on_connected is not None:
+                # After every (re)login: whoever follows Asterisk's state reads it afresh.
+                task = asyncio.ensure_future(self.on_connected())
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
             return
         reply = future.result()
         self.last_error = f"AMI login as {self.username!r} refused: {reply.get('Message', reply)}"
@@ -145,8 +153,17 @@ class AmiClient:
 
     # --- the actions the controller uses
 
-    async def setvar(self, channel: str, name: str, value: str) -> None:
-        await self.action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
+    async def setvar(self, channel: str | None, name: str, value: str) -> None:
+        """Set a channel variable, or a global one when ``channel`` is None."""
+        action = {"Action": "Setvar", "Variable": name, "Value": value}
+        if channel is not None:
+            action["Channel"] = channel
+        await self.action(action)
+
+    async def redirect(self, channel: str, context: str, exten: str = "s", priority: int = 1) -> None:
+        """Move a channel to another place in the dialplan, whatever it is doing there now."""
+        await self.action({"Action": "Redirect", "Channel": channel, "Context": context, "Exten": exten,
+                           "Priority": str(priority)})
 
     async def hangup(self, channel: str, cause: int = 16) -> None:
         await self.action({"Action": "Hangup", "Channel": channel, "Cause": str(cause)})

@@ -101,7 +101,13 @@ class CallRecord:
     self_served: bool = False
     """The caller was served by the IVR itself (e.g. heard their balance)."""
     agent: str | None = None
-    """Who answered (queue member name), when someone did."""
+    """Who answered (the agent's id, or the queue member name when Asterisk's own queue answered)."""
+    queued_at: float | None = None
+    """When the call joined the line for a person (a callback keeps this time: its place)."""
+    answered_at: float | None = None
+    """When a person answered."""
+    routing: list[dict[str, Any]] = field(default_factory=list)
+    """The router's decisions, in order: {at, agent, rule, level, why, result}."""
     outcome: Outcome | None = None
     """How the call ended up; None while in the IVR."""
     notes: list[str] = field(default_factory=list)

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     # --- Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
 
+    # --- customers kept in a CRM (asked when Redis does not know the caller's number)
+    #: ``GET <crm_url>?phone=<number>`` -> Customer JSON, 404 if unknown; None = Redis only.
+    crm_url: str | None = None
+    #: Hard limit on one CRM lookup: a slow CRM must not hold the call.
+    crm_timeout_s: float = 0.5
+    #: How long a CRM answer is cached in memory ("unknown" answers for a tenth of it).
+    crm_cache_ttl_s: float = 300
+
     # --- the Asterisk root (debootstrap'ed Debian unstable) and paths
     asterisk_root: Path = Path("/var/lib/ivr/asterisk-root")
     run_dir: Path = RUN_DIR
@@ -63,6 +71,17 @@ class Settings(BaseSettings):
     #: How long call records stay in Redis.
     call_record_ttl_s: int = 7 * 24 * 3600
     fallback_queue: str = "general"
+
+    # --- the ACD (ivr/acd.py)
+    #: Seconds an agent's phone rings before the call goes to the next agent (and they go not ready).
+    acd_ring_timeout_s: int = 15
+    #: After-call work before the agent is offered the next call.
+    acd_wrap_up_s: int = 10
+    #: Tries to reach a customer who asked for a callback, and the pause between them.
+    acd_callback_attempts: int = 3
+    acd_callback_retry_s: int = 120
+    #: How a callback reaches an outside number (a PJSIP trunk endpoint named at your site).
+    callback_dial: str = "PJSIP/{number}@trunk"
     default_language: str = "ko"
 
     @cached_property

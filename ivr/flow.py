@@ -136,6 +136,27 @@ class Messages(_Strict):
     keys_only: LanguageText = Field(description="when speech recognition is unavailable")
 
 
+class Hold(_Strict):
+    """What waiting callers hear while the ACD finds them a person (asterisk_conf: [ivr-hold])."""
+
+    position: LanguageText = Field(
+        default_factory=lambda: {
+            "ko": "고객님의 대기 순서는 {position}번째이며, 예상 대기 시간은 약 {minutes}분입니다.",
+            "en": "You are number {position} in line; the expected wait is about {minutes} minutes."},
+        description="position and estimated wait; {position} and {minutes} are filled in")
+    callback_offer: LanguageText = Field(
+        default_factory=lambda: {"ko": "기다리시는 순서를 유지한 채 전화를 다시 받으시려면 1번을 눌러 주십시오.",
+                                 "en": "To be called back keeping your place in line, press 1."},
+        description="offered before the caller's patience runs out; 1 accepts (at any time while holding)")
+    callback_accepted: LanguageText = Field(
+        default_factory=lambda: {"ko": "순서대로 다시 전화드리겠습니다. 감사합니다.",
+                                 "en": "We will call you back in turn. Thank you."},
+        description="after the caller pressed 1")
+    patience_s: int = Field(default=90, ge=10, description="patience of callers with none stored or learned")
+    offer_before_s: int = Field(default=10, ge=0, description="offer the callback this long before patience ends")
+    announce_every_s: int = Field(default=45, ge=15, description="how often position and wait are announced")
+
+
 class Thresholds(_Strict):
     act: float = Field(default=0.6, ge=0, le=1, description="act on an intent scored at least this")
     confirm: float = Field(default=0.3, ge=0, le=1, description="confirm an intent scored at least this")
@@ -158,6 +179,7 @@ class Flow(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     confirmation: Confirmation
     messages: Messages
+    hold: Hold = Field(default_factory=Hold)
     intents: dict[str, Intent]
     nodes: dict[str, Node]
 

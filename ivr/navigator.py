@@ -110,6 +110,8 @@ class Decision:
     """Extension for a transfer."""
     priority: int = 0
     """Queue priority from the route node."""
+    skills: tuple[str, ...] = ()
+    """Skills the route node asks of the agent (the router uses the first; none: the queue's name)."""
     reason: str = ""
     """Why, for the call record."""
 
@@ -253,7 +255,8 @@ class Navigator:
             node = self.flow.nodes[node_id]
             if isinstance(node, RouteNode):
                 await self._say(session, node.prompt, call)
-                return Decision("queue", queue=node.queue, priority=node.priority, reason=f"flow node {node_id}")
+                return Decision("queue", queue=node.queue, priority=node.priority, skills=tuple(node.skills),
+                                reason=f"flow node {node_id}")
             if isinstance(node, TransferNode):
                 await self._say(session, node.prompt, call)
                 return Decision("transfer", queue=node.fallback_queue, target=node.target,

@@ -132,8 +132,12 @@ def provision(settings: Settings) -> list[Path]:
     moh = settings.run_dir / "moh" / "chime.wav"
     if not moh.exists():
         write_wav(moh, hold_music())
+    # The ACD's waiting room plays 10 s stretches, so announcements wait at most that long.
+    hold = settings.run_dir / "hold" / "music10s.wav"
+    if not hold.exists():
+        write_wav(hold, hold_music(10.0))
     (settings.recordings_dir / "calls").mkdir(parents=True, exist_ok=True)
-    written += [silence, moh]
+    written += [silence, moh, hold]
     return written
 
 
