@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 CALLBACKS_KEY = "ivr:callbacks:pending"
 """Hash: callback id -> JSON, so accepted callbacks survive a controller restart."""
+SNAPSHOT_KEY = "ivr:acd"
+"""The ACD's state as JSON, rewritten every second (ivr status, the supervisor wall, tests)."""
 UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID"})
 BUSY_DEVICE = frozenset({"INUSE", "BUSY", "ONHOLD", "RINGINUSE"})
 RINGING_DEVICE = frozenset({"RINGING", "RINGINUSE"})
@@ -308,7 +310,7 @@ class Acd:
         if waiter is None or waiter.callback_number:
             return  # a callback keeps its place after the caller hangs up
         offer = self.router.offers.get(uid)
-        self.router.withdraw(uid)
+        self._run(self.router.withdraw(uid, now))
         for seat in self.seats.values():
             if seat.call_id == uid and seat.activity in ("ringing", "on_call"):
                 # Devices without state (a mobile number on the trunk) say nothing more: wrap up from here.
@@ -333,7 +335,7 @@ class Acd:
         waiter = self.waiters.get(offer.call_id)
         seat = self.seats.get(offer.agent_id)
         if waiter is None or seat is None:
-            self.router.withdraw(offer.call_id)
+            self._run(self.router.withdraw(offer.call_id, time.time()))
             return
         self.stats.offers += 1
         seat.call_id = waiter.call.call_id
@@ -364,7 +366,7 @@ class Acd:
             waiter.call.routing[-1]["result"] = f"offer failed: {exc}"
             seat.call_id = ""
             if self.router.offers.get(offer.call_id) == offer:
-                self.router.withdraw(offer.call_id)
+                self._run(self.router.withdraw(offer.call_id, time.time()))
                 if waiter.callback_number or waiter.channel:
                     self._run(self.router.enqueue(waiter.waiting, time.time()))
             self._sync(seat, time.time())
@@ -520,6 +522,8 @@ class Acd:
             if offer and waiter.callback_number and not waiter.agent_answered and 0 < waiter.offer_deadline < now:
                 self._not_answered(waiter, offer.agent_id, "NOANSWER", now)
         self._run(self.router.tick(now))
+        with contextlib.suppress(RedisError, OSError):
+            await self.directory.redis.set(SNAPSHOT_KEY, json.dumps(self.snapshot(), ensure_ascii=False), ex=10)
         for waiter in list(self.waiters.values()):
             if waiter.in_router and not waiter.callback_number and waiter.waiting.id in self.router.waiting:
                 await self._announce(waiter, now)

@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from ivr.config import load_settings
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from ivr.importing import ImportResult
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Contact-center IVR on Asterisk: controller, stack and tools.", no_args_is_help=True)
 models_app = typer.Typer(help="Vosk model packs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
@@ -154,34 +162,122 @@ def models_pull(language: str) -> None:
 
 customers_app = typer.Typer(help="Customer data (caller-ID lookup, self-service).", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
+agents_app = typer.Typer(help="The agent directory and presence.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
 dialplan_app = typer.Typer(help="IVR flows (dialplans/).", no_args_is_help=True)
 app.add_typer(dialplan_app, name="dialplan")
 
 
-@customers_app.command("import")
-def customers_import(file: Path) -> None:
-    """Import customers from a JSON list; bad rows are reported by row, good rows imported."""
+def _with_redis(work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    """Run ``work`` with a Redis client of the configured server; an unreachable Redis is a clear error."""
     import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
 
-    from ivr.customers import CustomerStore, load_rows
+    settings = load_settings()
 
-    try:
-        rows = load_rows(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        _fail(f"{file}: {exc}")
-
-    async def run() -> tuple[int, list[str]]:
-        client = aioredis.from_url(load_settings().redis_url, decode_responses=True)
+    async def run() -> T:
+        client = aioredis.from_url(settings.redis_url, decode_responses=True)
         try:
-            return await CustomerStore(client, timeout_s=10).import_rows(rows)
+            return await work(client)
         finally:
             await client.aclose()
 
-    imported, errors = asyncio.run(run())
-    for error in errors:
-        typer.secho(f"{file}: {error}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(f"imported {imported} customers, {len(errors)} rows rejected")
-    raise typer.Exit(1 if errors else 0)
+    try:
+        return asyncio.run(run())
+    except RedisError as exc:  # redis-py wraps refused connections and timeouts in its own errors
+        _fail(f"Redis at {settings.redis_url}: {exc} (is it running? ivr up)")
+
+
+def _report_import(file: Path, what: str, result: ImportResult[Any]) -> None:
+    for warning in result.warnings:
+        typer.secho(f"{file}: {warning}", fg=typer.colors.YELLOW, err=True)
+    for error in result.errors:
+        typer.secho(f"{file}: {error}", fg=typer.colors.RED, err=True)
+    typer.echo(f"{what}: imported {result.imported}, failed {len(result.errors)}")
+    # The good rows are in; a non-zero exit still tells a script that the file needs fixing.
+    raise typer.Exit(1 if result.errors else 0)
+
+
+@customers_app.command("import")
+def customers_import(file: Path) -> None:
+    """Import customers from CSV or JSON: bad rows are reported by line, good rows imported."""
+    from ivr.customers import CustomerStore
+
+    async def work(client: aioredis.Redis) -> ImportResult[Any]:
+        return await CustomerStore(client, timeout_s=10).import_file(file)
+
+    try:
+        result = _with_redis(work)
+    except ValueError as exc:  # the file as a whole (not a row) cannot be read: nothing was written
+        _fail(f"{file}: {exc}")
+    except OSError as exc:
+        _fail(str(exc))
+    _report_import(file, "customers", result)
+
+
+@customers_app.command("show")
+def customers_show(
+    id_or_phone: str,
+    default_patience: Annotated[int, typer.Option(help="patience (s) when neither set nor learned")] = 60,
+) -> None:
+    """Print a customer (by id, else by phone number) with their last 10 contacts and patience, as JSON."""
+    from ivr.crm import crm_from_settings
+    from ivr.customers import CustomerStore
+
+    async def work(client: aioredis.Redis) -> dict[str, Any] | None:
+        crm = crm_from_settings(load_settings())
+        store = CustomerStore(client, timeout_s=5, crm=crm)
+        try:
+            customer = await store.get(id_or_phone) or await store.by_phone(id_or_phone)
+            if customer is None:
+                return None
+            seconds, source = await store.patience_for(customer, default_patience)
+            contacts = await store.history(customer.id, 10)
+        finally:
+            if crm is not None:
+                await crm.aclose()
+        return {**customer.model_dump(mode="json"), "patience": {"seconds": seconds, "source": source},
+                "contacts": [contact.model_dump(mode="json") for contact in contacts]}
+
+    shown = _with_redis(work)
+    if shown is None:
+        _fail(f"no customer with id or phone {id_or_phone}")
+    typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+@agents_app.command("import")
+def agents_import(file: Path) -> None:
+    """Import agents (the directory) from CSV or JSON: bad rows are reported by line, good rows imported."""
+    from ivr.agents import AgentDirectory
+    from ivr.importing import AGENTS
+
+    async def work(client: aioredis.Redis) -> ImportResult[Any]:
+        return await AGENTS.run(file, AgentDirectory(client).put)
+
+    try:
+        result = _with_redis(work)
+    except ValueError as exc:
+        _fail(f"{file}: {exc}")
+    except OSError as exc:
+        _fail(str(exc))
+    _report_import(file, "agents", result)
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """The directory: id, name, role, device, skills and presence."""
+    from ivr.agents import AgentDirectory
+
+    async def work(client: aioredis.Redis) -> list[tuple[Any, dict[str, Any]]]:
+        directory = AgentDirectory(client)
+        return [(agent, await directory.presence(agent.id)) for agent in await directory.all()]
+
+    for agent, presence in _with_redis(work):
+        skills = ",".join(f"{skill}:{level}" for skill, level in sorted(agent.skills.items())) or "-"
+        status = presence["status"] + (f" ({presence['reason']})" if presence.get("reason") else "")
+        if presence.get("activity"):  # what Asterisk says they are doing (ringing, on a call), next to their choice
+            status += f", {presence['activity']}"
+        typer.echo(f"{agent.id:<8} {agent.name:<12} {agent.role.value:<10} {agent.device:<18} {skills:<44} {status}")
 
 
 @dialplan_app.command("schema")

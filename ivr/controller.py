@@ -7,8 +7,10 @@ This module wires the protocols (FastAGI, AudioSocket, AMI) to the services
 2. We issue an AudioSocket session UUID and ``EXEC AudioSocket`` on the channel;
    Asterisk connects back with the caller's audio.
 3. The navigator walks the flow over that audio and decides on a queue.
-4. We close the AudioSocket (AudioSocket() returns), set ``IVR_QUEUE`` and return:
-   the dialplan queues the call. AMI events then tell us who answered.
+4. We close the AudioSocket (AudioSocket() returns), set ``IVR_ACTION=hold`` and
+   ``IVR_QUEUE`` and return: the caller holds in the dialplan's waiting room while the
+   ACD (ivr/acd.py) finds the person. Without agents in the directory (or without AMI),
+   ``IVR_QUEUE`` alone sends the call to Asterisk's own queue.
 
 Any failure on the way leaves IVR_QUEUE empty or the fallback queue: the
 dialplan sends the caller to a person.
@@ -22,15 +24,19 @@ import logging
 import os
 import signal
 import time
+from typing import Any
 
 from panoramisk.message import Message
 
+from ivr.acd import Acd
+from ivr.agents import AgentDirectory
 from ivr.agi import AgiSession, CallHungUp, FastAgiServer
 from ivr.ami import AmiClient
 from ivr.audiosocket import AudioSession, AudioSocketServer
 from ivr.calls import CallRecord, Outcome
-from ivr.config import Settings
-from ivr.customers import CustomerStore
+from ivr.config import Settings, asterisk_path
+from ivr.crm import crm_from_settings
+from ivr.customers import Contact, Customer, CustomerStore
 from ivr.flow import load_flow
 from ivr.navigator import Decision, Navigator, Speech
 from ivr.store import CallStore
@@ -47,9 +53,13 @@ class Controller:
         self.audio = AudioSocketServer(settings.audiosocket_host, settings.audiosocket_port)
         self.ami = AmiClient(settings.ami_host, settings.ami_port, settings.ami_username,
                              settings.ami_secret.get_secret_value())
-        self.ami.on("*", self.on_ami_event)
         self.store = CallStore(settings.redis_url, settings.call_record_ttl_s)
-        self.customers = CustomerStore(self.store.redis)
+        self.customers = CustomerStore(self.store.redis, crm=crm_from_settings(settings))
+        self.acd = Acd(settings, self.ami, AgentDirectory(self.store.redis), navigator.flow.hold, self.store.save,
+                       render=navigator.speech.renderer.render_async)
+        self.ami.on("*", self.on_ami_event)
+        self.ami.on("*", self.acd.on_ami_event)
+        self.ami.on_connected = self.acd.on_ami_connected
         self.calls: dict[str, CallRecord] = {}
         """Live calls by call id (the hotline channel's uniqueid), until Asterisk reports the hangup."""
         self.started_at = time.time()
@@ -64,10 +74,12 @@ class Controller:
         else:
             self.ami.start()
         await self.audio.start()
+        await self.acd.start()
         await self.agi.start()
 
     async def stop(self) -> None:
         await self.agi.stop()
+        await self.acd.stop()
         await self.audio.stop()
         self.ami.close()
         await self.store.close()
@@ -97,6 +109,9 @@ class Controller:
             "calls_handled": self.calls_handled,
             "agi_active": len(self.agi.active),
             "audiosocket_rejected": self.audio.rejected,
+            "acd_agents": len(self.acd.seats),
+            "acd_waiting": len(self.acd.router.waiting),
+            "acd_offers": len(self.acd.router.offers),
             "at": round(time.time(), 3),
         }
 
@@ -127,15 +142,18 @@ class Controller:
             call.note(f"controller error: {type(exc).__name__}: {exc}")
             decision = Decision("queue", queue=self.settings.fallback_queue, reason="controller error")
         call.note(f"decision: {decision.reason}")
-        await self._hand_over(call, agi, decision)
+        await self._hand_over(call, agi, decision, customer)
         await self.store.save(call, "call.routed" if call.queue else "call.updated")
 
-    async def _hand_over(self, call: CallRecord, agi: AgiSession, decision: Decision) -> None:
+    async def _hand_over(self, call: CallRecord, agi: AgiSession, decision: Decision,
+                         customer: Customer | None = None) -> None:
         """Tell the dialplan what to do next, and record the outcome."""
         variables: dict[str, str] = {}
         if decision.kind == "queue" and decision.queue:
             call.queue, call.outcome = decision.queue, Outcome.QUEUED
             variables = {"IVR_QUEUE": decision.queue, "IVR_PRIORITY": str(decision.priority)}
+            if self.acd.accepting and not agi.hung_up:
+                variables.update(await self._hold_for_acd(call, decision, customer))
         elif decision.kind == "transfer" and decision.target:
             call.transfer_to, call.queue, call.outcome = decision.target, decision.queue, Outcome.QUEUED
             variables = {"IVR_ACTION": "transfer", "IVR_TARGET": decision.target,
@@ -155,6 +173,27 @@ class Controller:
         with contextlib.suppress(CallHungUp):
             for name, value in variables.items():
                 await agi.set_variable(name, value)
+
+    async def _hold_for_acd(self, call: CallRecord, decision: Decision, customer: Customer | None) -> dict[str, str]:
+        """Hand the call to the ACD: what the router needs to know, and what the waiting room plays."""
+        skill = decision.skills[0] if decision.skills else (decision.queue or self.settings.fallback_queue)
+        owner = customer.case_owner(skill) if customer else None
+        hold = self.navigator.flow.hold
+        patience = (hold.patience_s, "default")
+        if customer:
+            try:
+                patience = await asyncio.wait_for(self.customers.patience_for(customer, hold.patience_s), 0.3)
+            except Exception as exc:  # history unavailable: the flow's default is a fine answer
+                log.debug("call %s: patience not looked up (%s)", call.call_id, exc)
+        self.acd.expect(call, decision.queue or self.settings.fallback_queue, skill, decision.priority, owner,
+                        patience)
+        variables = {"IVR_ACTION": "hold"}
+        accepted = hold.callback_accepted.get(call.language)
+        if accepted:
+            with contextlib.suppress(Exception):
+                path = await self.navigator.speech.renderer.render_async(accepted, call.language)
+                variables["IVR_CALLBACK_ACCEPTED"] = asterisk_path(path.with_suffix(""))
+        return variables
 
     async def _navigate(self, call: CallRecord, agi: AgiSession) -> Decision:
         session_id, connected = self.audio.expect(call.call_id)
@@ -214,12 +253,29 @@ class Controller:
             if call.outcome is None:
                 call.outcome = Outcome.ABANDONED
             self.calls.pop(call.call_id, None)
+            if call.customer:
+                self._later(self._remember_contact(call))
         else:
             changed = False
         if changed:
-            task = asyncio.ensure_future(self.store.save(call, "call.ended" if name == "Hangup" else "call.updated"))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._later(self.store.save(call, "call.ended" if name == "Hangup" else "call.updated"))
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _remember_contact(self, call: CallRecord) -> None:
+        """The customer's contact history (what the agent's screen shows, and what patience is learned from)."""
+        end = call.answered_at or call.ended_at
+        wait = round(end - call.queued_at, 1) if call.queued_at and end else None
+        contact = Contact(at=call.started_at, channel="voice", call_id=call.call_id, path=call.path,
+                          intent=call.intent, queue=call.queue, agent=call.agent, wait_s=wait,
+                          outcome=call.outcome.value if call.outcome else "")
+        try:
+            await self.customers.add_contact(call.customer or "", contact)
+        except Exception as exc:  # history is for later; the call itself is over
+            log.warning("call %s: contact history not written (%s)", call.call_id, exc)
 
 
 def flow_queue_name(asterisk_queue: str) -> str:

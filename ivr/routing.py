@@ -198,15 +198,20 @@ class Router:
         self._index_call(call)
         return []
 
-    def withdraw(self, call_id: str) -> WaitingCall | None:
-        """The caller hung up (or the call left for any other reason): forget it and any offer."""
-        offer = self.offers.pop(call_id, None)
-        if offer:
-            self.offered_agents.pop(offer.agent_id, None)
+    def withdraw(self, call_id: str, now: float) -> list[Offer]:
+        """The caller hung up (or the call left for any other reason): forget it and any offer.
+
+        An agent whose offer this was is free again, so they get the next waiting call.
+        """
         call = self.waiting.pop(call_id, None)
         if call:
             self._unindex_call(call)
-        return call
+        offer = self.offers.pop(call_id, None)
+        if offer is None:
+            return []
+        self.offered_agents.pop(offer.agent_id, None)
+        agent = self.agents.get(offer.agent_id)
+        return self.upsert_agent(agent, now) if agent else []
 
     def answered(self, call_id: str) -> Offer | None:
         """The agent took the call: it leaves the router; the agent stays busy until presence says otherwise."""

@@ -84,7 +84,8 @@ class SimulatedCall:
     events: list[dict[str, Any]] = field(default_factory=list)
     """Controller events seen for this call."""
     joined_queue: str | None = None
-    """The queue Asterisk put the call in (QueueCallerJoin on AMI); also covers a controller that is down."""
+    """Where Asterisk holds the caller: the ACD's waiting room (UserEvent IvrHold) or an Asterisk
+    queue (QueueCallerJoin, e.g. when the controller is down)."""
     hung_up: bool = False
 
     @property
@@ -104,6 +105,8 @@ class CallDriver:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.last_call: SimulatedCall | None = None
+        """The call the last drive() placed (its caller channel, for a test that keeps it)."""
 
     # --- what subclasses provide
 
@@ -145,8 +148,14 @@ class CallDriver:
             turns.append(("dtmf", digits))
         return turns
 
-    async def drive(self, sim: SimulatedCall, until: str, timeout: float, barge_in: bool) -> dict[str, Any]:
-        """Place the call, answer its turns, and return the record once ``until`` is reached."""
+    async def drive(self, sim: SimulatedCall, until: str, timeout: float, barge_in: bool,
+                    keep: bool = False) -> dict[str, Any]:
+        """Place the call, answer its turns, and return the record once ``until`` is reached.
+
+        ``keep`` leaves the caller on the line afterwards (a test then acts as the caller, e.g.
+        presses 1 for a callback while holding); otherwise the caller hangs up.
+        """
+        self.last_call = sim
         ami = AmiClient(self.settings.ami_host, self.settings.ami_port, self.settings.ami_username,
                         self.settings.ami_secret.get_secret_value())
         ami.on("*", lambda event: self._on_ami(sim, event))
@@ -167,8 +176,9 @@ class CallDriver:
             record["outcome"] = record.get("outcome") or Outcome.ERROR.value
             record.setdefault("notes", []).append(f"simulator: no outcome within {timeout:g} s")
         finally:
-            with contextlib.suppress(Exception):
-                await self.release(sim, ami)
+            if not keep:
+                with contextlib.suppress(Exception):
+                    await self.release(sim, ami)
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
                 await redis.aclose()
@@ -181,6 +191,8 @@ class CallDriver:
             sim.caller_channel = event.get("Channel", "")
         elif uid == sim.call_id and name == "QueueCallerJoin":
             sim.joined_queue = flow_queue_name(event.get("Queue", ""))
+        elif uid == sim.call_id and name == "UserEvent" and event.get("UserEvent") == "IvrHold":
+            sim.joined_queue = event.get("Queue", "")  # holding for the controller's ACD
         elif uid and uid in (sim.call_id, sim.caller_uid) and name == "Hangup":
             sim.hung_up = True
         self.on_ami(sim, event)
@@ -250,10 +262,11 @@ class Simulator(CallDriver):
         until: str = "queued",
         timeout: float = 60.0,
         barge_in: bool = False,
+        keep: bool = False,
     ) -> dict[str, Any]:
         sim = self.new_call(caller, until)
         sim.turns = self.prepare(audio, dtmf or [], self.settings.run_dir / "sim" / sim.call_id)
-        return await self.drive(sim, until, timeout, barge_in)
+        return await self.drive(sim, until, timeout, barge_in, keep)
 
     async def place(self, sim: SimulatedCall, ami: AmiClient) -> None:
         await ami.originate(

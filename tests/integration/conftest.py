@@ -7,6 +7,7 @@ stopped at the end only if the session started it.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,28 +30,40 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def live_stack(settings: Settings) -> Iterator[Settings]:
     was_running = stack.asterisk_answers(settings)
+    # The controller under test rings an agent 6 s before the next one, and wraps up in 2 s.
+    os.environ.setdefault("IVR_ACD_RING_TIMEOUT_S", "6")
+    os.environ.setdefault("IVR_ACD_WRAP_UP_S", "2")
     provision(settings)
     stack.controller_down(settings)
     stack.up(settings)
     if was_running:  # pick up configuration edits without a restart
         stack.asterisk_rx(settings, "core reload")
-    asyncio.run(_import_demo_customers(settings))
+    asyncio.run(_import_demo_data(settings))
     yield settings
     if not was_running:
         stack.down(settings)
 
 
-async def _import_demo_customers(settings: Settings) -> None:
+async def _import_demo_data(settings: Settings) -> None:
+    """The demo customers and agents; every agent starts offline (a test says who is ready)."""
     import redis.asyncio as aioredis
 
+    from ivr.agents import AgentDirectory, Presence
     from ivr.config import PROJECT_DIR
     from ivr.customers import CustomerStore, load_rows
+    from ivr.importing import AGENTS
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
         rows = load_rows((PROJECT_DIR / "dialplans" / "demo_customers.json").read_text(encoding="utf-8"))
         imported, errors = await CustomerStore(client, timeout_s=5).import_rows(rows)
         assert imported == len(rows) and not errors, errors
+        directory = AgentDirectory(client)
+        result = await AGENTS.run(PROJECT_DIR / "dialplans" / "demo_agents.json", directory.put)
+        assert not result.errors, result.errors
+        for agent in await directory.all():
+            await directory.set_presence(agent.id, Presence.OFFLINE)
+        await client.delete("ivr:callbacks:pending")
     finally:
         await client.aclose()
 

@@ -162,7 +162,7 @@ def test_json_schema() -> None:
     schema = Flow.model_json_schema()
     assert isinstance(schema, dict)
     assert {"id", "languages", "start", "fallback_queue", "agent_intent", "max_failures", "language", "thresholds",
-            "confirmation", "messages", "intents", "nodes"} == set(schema["properties"])
+            "confirmation", "messages", "hold", "intents", "nodes"} == set(schema["properties"])
     assert set(schema["required"]) == {"id", "languages", "start", "confirmation", "messages", "intents", "nodes"}
     node_types = {ref["$ref"].rsplit("/", 1)[1] for ref in
                   schema["properties"]["nodes"]["additionalProperties"]["oneOf"]}

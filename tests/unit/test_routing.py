@@ -199,9 +199,8 @@ def test_withdrawn_offer_frees_the_agent_for_the_next_call() -> None:
     r = router(agent("A1"))
     r.enqueue(call("c1", at=0), now=0)
     r.enqueue(call("c2", at=1), now=1)
-    r.withdraw("c1")  # the caller hung up while the agent's phone rang
-    assert r.offered_agents == {}
-    assert only(r.set_ready("A1", True, now=2)).call_id == "c2"
+    offer = only(r.withdraw("c1", now=2))  # the caller hung up while the agent's phone rang
+    assert (offer.call_id, r.offered_agents) == ("c2", {"A1": "c2"})
 
 
 def test_answered_call_leaves_and_the_agent_is_busy() -> None:
@@ -302,7 +301,7 @@ def test_never_two_offers_and_matching_stays_maximal(agents: list[AgentState], e
                 r.set_ready(agent_id, False, now, "not_ready: rona")
                 r.declined(call_id, calls[call_id], now)
             else:
-                r.withdraw(call_id)
+                r.withdraw(call_id, now)
         elif kind == "wait":
             now += event[1]
             r.tick(now)
