@@ -271,13 +271,15 @@ if "OPTIONS" not in pyVoIP.SIPCompatibleMethods:
 
 class _Phone(VoIPPhone):  # type: ignore[misc]
     sip: _Sip
+    sip_class: type[_Sip] = _Sip
+    """The SIP client to build (ivr.agent_phone answers calls with a subclass)."""
 
     def __init__(self, server: str, port: int, username: str, password: str, my_ip: str, sip_port: int,
                  rtp_port: int) -> None:
         super().__init__(server, port, username, password, myIP=my_ip, sipPort=sip_port,
                          rtpPortLow=rtp_port, rtpPortHigh=rtp_port)
-        self.sip = _Sip(server, port, username, password, phone=self, myIP=my_ip, myPort=sip_port,
-                        callCallback=self.callback, fatalCallback=self.fatal)
+        self.sip = self.sip_class(server, port, username, password, phone=self, myIP=my_ip, myPort=sip_port,
+                                  callCallback=self.callback, fatalCallback=self.fatal)
         self.sip.register_timeout = 5  # seconds to wait for each answer (pyVoIP's 30 is long for a test tool)
         self.sip.last_status = ""
         self.sip.rejected = {}
@@ -323,6 +325,15 @@ def _free_udp_port(ip: str, candidates: range | None = None) -> int:
     raise SimulationError(f"no free UDP port on {ip} in {candidates}")
 
 
+def sip_password(settings: Settings, extension: str) -> str:
+    """The SIP password of an extension: the environment first, then run/secrets.env (written by `ivr setup`)."""
+    key = sip_password_key(extension)
+    password = os.environ.get(key) or _read_env_file(settings.run_dir / "secrets.env").get(key)
+    if not password:
+        raise SimulationError(f"no {key} in the environment or {settings.run_dir / 'secrets.env'}: run `ivr setup`")
+    return password
+
+
 class SipCaller(CallDriver):
     """A simulated call from a pyVoIP phone registered as ``settings.sim_extension``."""
 
@@ -337,12 +348,7 @@ class SipCaller(CallDriver):
         self._pcm: dict[str, np.ndarray] = {}
 
     def password(self) -> str:
-        key = sip_password_key(self.extension)
-        password = os.environ.get(key) or _read_env_file(self.settings.run_dir / "secrets.env").get(key)
-        if not password:
-            raise SimulationError(f"no {key} in the environment or {self.settings.run_dir / 'secrets.env'}: "
-                                  "run `ivr setup`")
-        return password
+        return sip_password(self.settings, self.extension)
 
     def run(
         self,
