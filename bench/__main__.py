@@ -1,6 +1,7 @@
 """make bench: every benchmark, each printing a table and writing bench/out/<name>.json."""
 
-from bench import asr, spine
+from bench import asr, routing, spine
 
 spine.main()
 asr.main()
+routing.main()

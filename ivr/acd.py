@@ -214,7 +214,7 @@ class Acd:
         call.queued_at = call.queued_at or time.time()
         waiting = WaitingCall(id=call.call_id, skill=skill, enqueued_at=call.queued_at, language=call.language,
                               dialect=call.dialect, vip=call.tier == "vip", priority=priority, owner=owner,
-                              queue=queue)
+                              queue=queue, patience_s=patience[0] if patience[1] != "default" else None)
         self.waiters[call.call_id] = Waiter(call, waiting, patience_s=patience[0], patience_source=patience[1])
 
     # --- AMI

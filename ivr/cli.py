@@ -135,6 +135,9 @@ def call(
     for turn in result["turns"]:
         typer.echo(f"  [{turn['node']}] heard {turn['transcript']!r} ({turn['confidence']}) keys {turn['dtmf']!r}"
                    f" -> {turn['intent']} ({turn['score']})")
+    for decision in result["routing"]:
+        typer.echo(f"  routing: {decision['agent']} by rule {decision['rule']!r} -> {decision['result']}"
+                   f" ({'; '.join(decision['why'])})")
     for note in result["notes"]:
         typer.echo(f"  note: {note}")
 
@@ -278,6 +281,66 @@ def agents_list() -> None:
         if presence.get("activity"):  # what Asterisk says they are doing (ringing, on a call), next to their choice
             status += f", {presence['activity']}"
         typer.echo(f"{agent.id:<8} {agent.name:<12} {agent.role.value:<10} {agent.device:<18} {skills:<44} {status}")
+
+
+@agents_app.command("presence")
+def agents_presence(
+    agent_id: str,
+    status: Annotated[str, typer.Argument(help="ready, not_ready, wrap_up or offline")],
+    reason: Annotated[str, typer.Option(help="why not ready (lunch, training, ...)")] = "",
+) -> None:
+    """Set an agent's presence, as their desktop would; the controller's ACD follows at once."""
+    from ivr.agents import AGENT_SETTABLE, AgentDirectory, Presence
+
+    try:
+        chosen = Presence(status)
+    except ValueError:
+        chosen = None
+    if chosen not in AGENT_SETTABLE:
+        _fail(f"presence {status!r}: one of {', '.join(sorted(p.value for p in AGENT_SETTABLE))}")
+    assert chosen is not None
+
+    async def work(client: aioredis.Redis) -> bool:
+        directory = AgentDirectory(client)
+        if await directory.get(agent_id) is None:
+            return False
+        await directory.set_presence(agent_id, chosen, reason if chosen is Presence.NOT_READY else "")
+        return True
+
+    if not _with_redis(work):
+        _fail(f"no agent {agent_id!r} in the directory (ivr agents import FILE)")
+    typer.echo(f"{agent_id}: {chosen.value}" + (f" ({reason})" if reason and chosen is Presence.NOT_READY else ""))
+
+
+@agents_app.command("phone")
+def agents_phone(
+    extension: str,
+    answer: Annotated[str, typer.Option(help="auto, never or reject")] = "auto",
+    talk: Annotated[float, typer.Option(help="seconds to stay on an answered call")] = 10.0,
+    seconds: Annotated[float, typer.Option(help="how long to stay registered (0: until Ctrl-C)")] = 0.0,
+) -> None:
+    """A softphone registered as an agent's extension (pyVoIP), for demos and trying routing without a headset."""
+    import time
+
+    from ivr.agent_phone import AgentPhone, AgentPhoneError
+
+    try:
+        phone = AgentPhone(load_settings(), extension, answer=answer, talk_s=talk).start()  # type: ignore[arg-type]
+    except (AgentPhoneError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"extension {extension} registered ({answer}); Ctrl-C to stop")
+    seen = 0
+    deadline = time.monotonic() + seconds if seconds else float("inf")
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            for ring in phone.rings[seen:]:
+                typer.echo(f"{extension}: call from {ring.caller_name or ''} <{ring.caller_id}>")
+                seen += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        phone.stop()
 
 
 @dialplan_app.command("schema")

@@ -50,19 +50,25 @@ class Policy:
 
     min_proficiency: int = 5
     """Proficiency a call asks for before it widens."""
-    widen_proficiency_after_s: float = 30.0
+    widen_proficiency_after_s: float = 15.0
     """Wait after which any proficiency ≥ 1 in the skill is accepted."""
-    widen_language_after_s: float = 60.0
+    widen_language_after_s: float = 45.0
     """Wait after which an agent who does not speak the caller's language is accepted."""
-    overflow_after_s: float = 120.0
+    overflow_after_s: float = 90.0
     """Wait after which any free agent is accepted, whatever their skills."""
+    patience_share: tuple[float, float, float] = (0.25, 0.5, 0.75)
+    """A caller whose patience is known widens by then at the latest: at these shares of it
+    (a caller who hangs up at 40 s is better served by a good agent at 20 s than a perfect one never)."""
 
-    def level(self, waited_s: float) -> Level:
-        if waited_s >= self.overflow_after_s:
+    def level(self, waited_s: float, patience_s: float | None = None) -> Level:
+        thresholds = [self.widen_proficiency_after_s, self.widen_language_after_s, self.overflow_after_s]
+        if patience_s:
+            thresholds = [min(t, share * patience_s) for t, share in zip(thresholds, self.patience_share, strict=True)]
+        if waited_s >= thresholds[2]:
             return Level.ANY_AGENT
-        if waited_s >= self.widen_language_after_s:
+        if waited_s >= thresholds[1]:
             return Level.ANY_LANGUAGE
-        if waited_s >= self.widen_proficiency_after_s:
+        if waited_s >= thresholds[0]:
             return Level.ANY_PROFICIENCY
         return Level.STRICT
 
@@ -111,6 +117,8 @@ class WaitingCall:
     """Agent id owning the caller's open case for this subject."""
     queue: str = ""
     """Queue name, for position and statistics."""
+    patience_s: float | None = None
+    """Seconds the caller is expected to hold (stored or learned); widening comes sooner for the impatient."""
     excluded: set[str] = field(default_factory=set)
     """Agents who did not answer this call (ring-no-answer): not offered it again."""
     level: Level = Level.STRICT
@@ -191,7 +199,7 @@ class Router:
         """A call joins the line (or comes back to it); returns the offer, if an agent is free."""
         if call.id in self.waiting or call.id in self.offers:
             raise ValueError(f"call {call.id} is already with the router")
-        call.level = self.policy.level(now - call.enqueued_at)
+        call.level = self.policy.level(now - call.enqueued_at, call.patience_s)
         offer = self._match_call(call, now)
         if offer:
             return [offer]
@@ -240,7 +248,7 @@ class Router:
         """Widen the calls whose wait crossed a threshold, and offer what that makes possible."""
         offers: list[Offer] = []
         for call in list(self.waiting.values()):
-            level = self.policy.level(now - call.enqueued_at)
+            level = self.policy.level(now - call.enqueued_at, call.patience_s)
             if level != call.level:
                 self._unindex_call(call)
                 del self.waiting[call.id]

@@ -296,5 +296,6 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         {k: t.get(k) for k in ("node", "transcript", "confidence", "intent", "score", "dtmf", "audio", "error")}
         for t in record.get("turns") or []
     ]
+    out["routing"] = record.get("routing", [])
     out["notes"] = record.get("notes", [])
     return out

@@ -9,6 +9,8 @@ say() { espeak-ng -v ko -s 140 -w "$WORK/$1.wav" "$2"; echo "$WORK/$1.wav"; }
 
 $IVR up
 $IVR customers import dialplans/demo_customers.json
+$IVR agents import dialplans/demo_agents.json
+for agent in A1001 A1002 A1003 A1004 F2001 F2002; do $IVR agents presence "$agent" offline >/dev/null; done
 echo
 echo "== 1. A caller says '상담원 연결' (connect me to an agent): speech -> Vosk -> queue general"
 agent_wav="$(say agent '상담원 연결')"
@@ -33,6 +35,21 @@ echo "== 6. The controller is stopped: Asterisk's dialplan still queues the call
 kill "$(cat run/pids/controller.pid)" 2>/dev/null || true; sleep 1
 $IVR call --caller 01088889999 --dtmf 2 --timeout 30
 $IVR up >/dev/null
+echo
+echo "== 7. Routing: a field loan manager (mobile 2001) and a desk agent (1002) sign in on softphones"
+$IVR agents phone 2001 --talk 4 --seconds 60 & PHONE1=$!
+$IVR agents phone 1002 --talk 4 --seconds 60 & PHONE2=$!
+sleep 3
+$IVR agents presence F2001 ready; $IVR agents presence A1002 ready
+sleep 2
+echo "-- VIP customer 김민준 presses 3 (loan): his case owner's mobile rings (rule: case owner)"
+$IVR call --caller 01012345678 --dtmf 3 --until answered
+sleep 6
+$IVR agents presence F2001 not_ready --reason "visiting a client"
+echo "-- Again, with the owner not ready: the desk agent who speaks his dialect answers"
+$IVR call --caller 01012345678 --dtmf 3 --until answered
+kill $PHONE1 $PHONE2 2>/dev/null || true; wait 2>/dev/null || true
+$IVR agents list
 echo
 $IVR status || true
 echo

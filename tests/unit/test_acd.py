@@ -33,7 +33,9 @@ class FakeAmi:
         self.actions.append(("originate", channel, kwargs))
 
     async def action(self, action: dict[str, Any], timeout: float = 10.0) -> list[Any]:
-        return []
+        return self.replies.get(action["Action"], [])
+
+    replies: dict[str, list[dict[str, str]]] = {}  # noqa: RUF012  (per-test: set on the instance)
 
     def offers(self) -> list[tuple[str, str]]:
         """(caller channel, agent device) for every redirect to the offer context."""
@@ -221,3 +223,24 @@ async def test_presence_published_elsewhere_reaches_the_router(acd: Acd, redis_d
     assert acd.router.free("A1004")
     await acd.apply_presence({"agent": "A1004", "status": "not_ready", "reason": "lunch"})
     assert not acd.router.free("A1004") and acd.seats["A1004"].shown == "not_ready: lunch"
+
+
+async def test_restarted_controller_adopts_holding_callers_and_reads_device_states(acd: Acd, redis_db) -> None:  # type: ignore[no-untyped-def]
+    held = CallRecord(call_id="1700.9", caller="01022223333", queue="cards", queued_at=1000.0)
+    await redis_db.set("ivr:call:1700.9", __import__("json").dumps(held.to_dict()))
+    await acd.apply_presence({"agent": "A1004", "status": "ready"})
+    acd.ami.replies = {  # type: ignore[attr-defined]
+        "DeviceStateList": [{"Event": "DeviceStateChange", "Device": "PJSIP/1004", "State": "NOT_INUSE"}],
+        "CoreShowChannels": [
+            {"Event": "CoreShowChannel", "Context": "ivr-hold", "Uniqueid": "1700.9", "Channel": "Local/held"},
+            {"Event": "CoreShowChannel", "Context": "agents", "Uniqueid": "1700.10", "Channel": "PJSIP/1001-1"},
+        ]}
+    await acd.on_ami_connected()
+    await settle(acd)
+    assert acd.seats["A1004"].device_state == "NOT_INUSE"
+    assert set(acd.waiters) == {"1700.9"}
+    waiting = acd.waiters["1700.9"]
+    assert (waiting.waiting.queue, waiting.waiting.enqueued_at, waiting.channel) == ("cards", 1000.0, "Local/held")
+    # Held since 1000 (long ago): past the overflow wait, so A1004 takes it without the cards skill.
+    assert acd.router.offers["1700.9"].rule == "overflow"
+    assert acd.ami.offers() == [("Local/held", "PJSIP/1004")]  # type: ignore[attr-defined]

@@ -108,7 +108,7 @@ def test_prepare_accepts_dtmf_in_order(tmp_path: Path) -> None:
 
 
 SUMMARY_KEYS = {
-    "call_id", "caller", "customer", "path", "turns", "intent", "queue", "agent", "outcome", "notes",
+    "call_id", "caller", "customer", "path", "turns", "intent", "queue", "agent", "outcome", "routing", "notes",
 }
 TURN_KEYS = {"node", "transcript", "confidence", "intent", "score", "dtmf", "audio", "error"}
 
@@ -137,7 +137,7 @@ def test_summary_of_sparse_record() -> None:
     out = summary({"call_id": "c2", "turns": None})
     assert out == {
         "call_id": "c2", "caller": None, "customer": None, "path": None, "turns": [], "intent": None,
-        "queue": None, "agent": None, "outcome": None, "notes": [],
+        "queue": None, "agent": None, "outcome": None, "routing": [], "notes": [],
     }
 
 
