@@ -15,7 +15,7 @@ from bench.routing import (
     make_day,
     simulate,
 )
-from ivr.routing import AgentState, Level
+from ivr.routing import AgentState, Level, Policy
 
 BASELINES = ("ringall", "leastrecent", "fewestcalls")
 
@@ -120,7 +120,8 @@ def test_router_holds_a_call_for_proficiency_then_widens() -> None:
     run = simulate("router", agents, [call("c1", 0, talk=600), call("c2", 1)])
     second = run.outcomes[1]
     assert second.agent == "junior" and second.level == Level.ANY_PROFICIENCY
-    assert second.answered_at == pytest.approx(31.0)  # the proficiency wait, not the expert's 610 s
+    # the proficiency wait, not the expert's 610 s
+    assert second.answered_at == pytest.approx(1 + Policy().widen_proficiency_after_s)
     assert who(simulate("leastrecent", agents, [call("c1", 0, talk=600), call("c2", 1)]))["c2"] == "junior"
 
 
@@ -166,7 +167,7 @@ def test_the_router_day_on_the_same_script() -> None:
     m = day_metrics(run, agents)
     assert m["owner_rate"] == 1.0
     assert m["skill_match_rate"] == 0.5  # d2 (after widening) and d3 (to its owner) went to y
-    assert m["wait_avg_s"] == round(30 / 4, 1)
+    assert m["wait_avg_s"] == round(Policy().widen_proficiency_after_s / 4, 1)
     assert m["answered_by_level"]["any_proficiency"] == 1
 
 
