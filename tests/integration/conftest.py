@@ -35,10 +35,11 @@ def live_stack(settings: Settings) -> Iterator[Settings]:
     os.environ.setdefault("IVR_ACD_WRAP_UP_S", "2")
     provision(settings)
     stack.controller_down(settings)
-    stack.up(settings)
+    stack.up(settings, controller=False)
     if was_running:  # pick up configuration edits without a restart
         stack.asterisk_rx(settings, "core reload")
     asyncio.run(_import_demo_data(settings))
+    stack.up(settings)  # the controller, now reading this session's agents
     yield settings
     if not was_running:
         stack.down(settings)
@@ -114,3 +115,16 @@ async def wait_for(predicate, timeout: float = 10.0, step: float = 0.1) -> bool:
             return True
         await asyncio.sleep(step)
     return bool(predicate())
+
+
+def waiting_for_person(events: list[Any], call_id: str) -> str | None:
+    """Where Asterisk holds the call for a person: the ACD's waiting room (UserEvent IvrHold) or an
+    Asterisk queue (QueueCallerJoin, q_ prefix dropped); None if neither happened."""
+    for event in events:
+        if event.get("Uniqueid") != call_id:
+            continue
+        if event.get("Event") == "UserEvent" and event.get("UserEvent") == "IvrHold":
+            return str(event.get("Queue"))
+        if event.get("Event") == "QueueCallerJoin":
+            return str(event.get("Queue", "")).removeprefix("q_")
+    return None

@@ -149,10 +149,9 @@ async def test_auto_answer_talks_then_the_agent_hangs_up(ami: Ami, agent_phone) 
     channel = response.get("Channel", "")
     ring = await asyncio.to_thread(phone.wait_for_answer, 5)
     assert ring is not None and ring.answered_at is not None
-    # The phone's call is this channel, and Asterisk counts the agent busy on it
-    # (BUSY rather than INUSE: the endpoints have device_state_busy_at = 1).
+    # The phone's call is this channel, and Asterisk counts the agent in use on it (what the ACD follows).
     assert await ami.channel_var(channel, "CHANNEL(pjsip,call-id)") == ring.call_id
-    assert await ami.wait_device_state("1001", "BUSY") == "BUSY"
+    assert await ami.wait_device_state("1001", "INUSE") == "INUSE"
     # Our BYE ends the channel after talk_s, long before Wait(30) would.
     hangup = await ami.wait_event("Hangup", channel, 10)
     assert hangup is not None
@@ -167,7 +166,7 @@ async def test_never_answers_rings_until_asterisk_cancels(ami: Ami, agent_phone)
     originate = asyncio.create_task(ami.originate("2001", "0255500003", timeout_s=4))
     ring = await asyncio.to_thread(phone.wait_for_ring, 5)
     assert ring is not None and ring.caller_id == "0255500003"
-    assert await ami.wait_device_state("2001", "BUSY") == "BUSY"  # a ringing channel counts (busy_at = 1)
+    assert await ami.wait_device_state("2001", "RINGING") == "RINGING"
 
     response = await originate
     assert (response.get("Response"), response.get("Reason")) == ("Failure", "3")  # 3: timed out ringing

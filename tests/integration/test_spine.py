@@ -12,7 +12,7 @@ import redis
 from ivr import stack
 from ivr.config import Settings
 from ivr.store import CONTROLLER_KEY
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import wait_for, waiting_for_person
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +51,13 @@ async def test_ami_events_for_the_call_arrive(call, ami_events):
     names = [e.get("Event") for e in ami_events if e.get("Uniqueid") == call_id]
     assert "Newchannel" in names
     assert "AGIExecStart" in names
-    joins = [e for e in ami_events if e.get("Event") == "QueueCallerJoin" and e.get("Uniqueid") == call_id]
-    assert joins and joins[0].get("Queue") == "q_payments"
+    assert waiting_for_person(ami_events, call_id) == "payments"
 
 
 async def test_silent_caller_is_never_trapped(call, ami_events):
     """Two turns without input: the engine hands the caller to a person."""
     record = await call(timeout=60)
-    assert any(e.get("Event") == "QueueCallerJoin" and e.get("Uniqueid") == record["call_id"]
-               and e.get("Queue") == "q_general" for e in ami_events)
+    assert waiting_for_person(ami_events, record["call_id"]) == "general"
     assert record["path"] == ["main_menu", "main_menu"]
     assert record["queue"] == "general"
     assert any("to a person" in note for note in record["notes"])
@@ -123,12 +121,11 @@ async def test_redis_down_calls_still_routed(live_stack: Settings, ami_events):
                                channel_id="caller-" + call_id, other_channel_id=call_id)
         # No simulator turns without Redis: the caller stays silent, so the engine re-prompts
         # and hands the call to a person after two empty turns.
-        assert await wait_for(lambda: any(e.get("Event") == "QueueCallerJoin" and e.get("Uniqueid") == call_id
-                                          for e in ami_events), timeout=40)
-        join = next(e for e in ami_events if e.get("Event") == "QueueCallerJoin" and e.get("Uniqueid") == call_id)
-        assert join.get("Queue") == "q_general"
+        assert await wait_for(lambda: waiting_for_person(ami_events, call_id) is not None, timeout=40)
+        assert waiting_for_person(ami_events, call_id) == "general"
         assert any(e.get("Event") == "AGIExecStart" and e.get("Uniqueid") == call_id for e in ami_events)
-        await client.hangup("Local/s@sim-inbound-" if False else join.get("Channel"))
+        channel = next(e.get("Channel") for e in ami_events if e.get("Uniqueid") == call_id and e.get("Channel"))
+        await client.hangup(channel)
         client.close()
         log = (s.logs_dir / "controller.log").read_text()
         assert f"call {call_id}: cannot save to Redis" in log
