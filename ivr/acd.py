@@ -39,8 +39,10 @@ from ivr.agents import Agent, AgentDirectory, Presence
 from ivr.ami import AmiClient, AmiError
 from ivr.calls import CallRecord, Outcome
 from ivr.config import Settings, asterisk_path
+from ivr.customers import Contact, Customer
 from ivr.flow import Hold
 from ivr.routing import AgentState, Offer, Policy, Router, WaitingCall
+from ivr.screenpop import POPS_CHANNEL, build_pop
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,10 @@ class Waiter:
     offer_deadline: float = 0.0
     """For callbacks: when an unanswered originate counts as ring-no-answer."""
     agent_answered: bool = False
+    customer: Customer | None = None
+    """The caller's customer record, for the agent's screen."""
+    history: list[Contact] = field(default_factory=list)
+    """The customer's recent contacts, for the agent's screen."""
 
 
 @dataclass(slots=True)
@@ -209,13 +215,15 @@ class Acd:
     # --- calls from the controller
 
     def expect(self, call: CallRecord, queue: str, skill: str, priority: int, owner: str | None,
-               patience: tuple[int, str]) -> None:
+               patience: tuple[int, str], customer: Customer | None = None,
+               history: list[Contact] | None = None) -> None:
         """The controller is handing ``call`` to the hold context; the router takes it when it arrives there."""
         call.queued_at = call.queued_at or time.time()
         waiting = WaitingCall(id=call.call_id, skill=skill, enqueued_at=call.queued_at, language=call.language,
                               dialect=call.dialect, vip=call.tier == "vip", priority=priority, owner=owner,
                               queue=queue, patience_s=patience[0] if patience[1] != "default" else None)
-        self.waiters[call.call_id] = Waiter(call, waiting, patience_s=patience[0], patience_source=patience[1])
+        self.waiters[call.call_id] = Waiter(call, waiting, patience_s=patience[0], patience_source=patience[1],
+                                            customer=customer, history=list(history or []))
 
     # --- AMI
 
@@ -285,6 +293,7 @@ class Acd:
         if waiter and seat:
             seat.call_id = waiter.call.call_id
             self._set_activity(seat, "ringing", waiter.call.call_id)
+            self._spawn(self.publish_pop(waiter, seat))
             self._persist(waiter.call, "call.offered", {"agent": seat.agent.id})
 
     def _on_dial_end(self, event: Message, now: float) -> None:
@@ -355,6 +364,7 @@ class Acd:
                     channel_id=f"cb-{waiter.call.call_id}-{waiter.callback_attempts}",
                     timeout_ms=self.settings.acd_ring_timeout_s * 1000)
                 self._set_activity(seat, "ringing", waiter.call.call_id)
+                self._spawn(self.publish_pop(waiter, seat))
             else:
                 for name, value in (("IVR_OFFER_AGENT", seat.agent.id), ("IVR_OFFER_DEVICE", seat.agent.device),
                                     ("IVR_OFFER_TIMEOUT", timeout)):
@@ -441,6 +451,18 @@ class Acd:
         """Internal extensions (and the simulator's phone) directly; everyone else through the trunk."""
         local = {*self.settings.desk_extensions, *self.settings.field_extensions, self.settings.sim_extension}
         return f"PJSIP/{number}" if number in local else self.settings.callback_dial.format(number=number)
+
+    async def publish_pop(self, waiter: Waiter, seat: Seat) -> None:
+        """The agent's phone is ringing: their screen shows who and why (every web process hears it)."""
+        pop = build_pop(waiter.call, waiter.customer, waiter.history, seat.agent.id)
+        payload = json.dumps({"agent": seat.agent.id, "pop": pop}, ensure_ascii=False)
+        try:
+            async with self.directory.redis.pipeline(transaction=False) as pipe:
+                pipe.set(f"ivr:pop:{waiter.call.call_id}", payload, ex=self.settings.call_record_ttl_s)
+                pipe.publish(POPS_CHANNEL, payload)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("call %s: screen pop not published (%s)", waiter.call.call_id, exc)
 
     # --- presence
 

@@ -185,8 +185,12 @@ class Controller:
                 patience = await asyncio.wait_for(self.customers.patience_for(customer, hold.patience_s), 0.3)
             except Exception as exc:  # history unavailable: the flow's default is a fine answer
                 log.debug("call %s: patience not looked up (%s)", call.call_id, exc)
+        history = []
+        if customer:
+            with contextlib.suppress(Exception):  # the screen shows less; the call goes on
+                history = await asyncio.wait_for(self.customers.history(customer.id, 10), 0.3)
         self.acd.expect(call, decision.queue or self.settings.fallback_queue, skill, decision.priority, owner,
-                        patience)
+                        patience, customer, history)
         variables = {"IVR_ACTION": "hold"}
         accepted = hold.callback_accepted.get(call.language)
         if accepted:

@@ -166,3 +166,46 @@ async def test_callback_calls_the_agent_first_then_the_customer(live_stack, dire
         with contextlib.suppress(Exception):
             await ami.hangup(simulator.last_call.caller_channel)
         ami.close()
+
+
+async def test_controller_restart_drops_neither_the_answered_call_nor_the_holding_one(  # type: ignore[no-untyped-def]
+        live_stack, directory, phones) -> None:
+    from ivr import stack
+
+    agent = phones("1002", answer="auto", talk_s=12)
+    await asyncio.sleep(1.5)
+    await ready(directory, live_stack, "A1002")
+    answered = await loan_call(live_stack, UNKNOWN_CALLER, keep=True)
+    assert (answered["outcome"], answered["agent"]) == ("answered", "A1002")
+    holding = await Simulator(live_stack).run("01055556666", [], [LOAN_KEY], until="queued", timeout=60, keep=True)
+    assert holding["outcome"] == "queued"
+
+    await asyncio.to_thread(stack.controller_down, live_stack)
+    await asyncio.to_thread(stack.controller_up, live_stack)
+    # The answered call is in Asterisk's bridge: it goes on until the agent hangs up after talking.
+    ring = agent.rings[0]
+    ended = await asyncio.to_thread(agent.wait_for_end, 20)
+    assert ended is ring and ring.ended_by.value == "agent", ring
+    # The new controller adopted the caller still holding; the agent, free again, gets them.
+    second = await asyncio.to_thread(agent.wait_for_ring, 25)
+    assert second is not None and second.caller_id == "01055556666"
+    client = aioredis.from_url(live_stack.redis_url, decode_responses=True)
+    try:
+        assert await wait_for_async(lambda: _outcome(client, holding["call_id"]), "answered", timeout=10)
+        record = json.loads(await client.get(f"ivr:call:{holding['call_id']}"))
+        assert "adopted by a restarted controller while holding" in record["notes"]
+    finally:
+        await client.aclose()
+
+
+async def _outcome(client: aioredis.Redis, call_id: str) -> str:
+    raw = await client.get(f"ivr:call:{call_id}")
+    return json.loads(raw).get("outcome") or "" if raw else ""
+
+
+async def wait_for_async(probe, expected: str, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout * 10)):
+        if await probe() == expected:
+            return True
+        await asyncio.sleep(0.1)
+    return await probe() == expected
