@@ -14,9 +14,9 @@ log() { printf '[setup] %s\n' "$*"; }
 need_root() { [ "$(id -u)" = 0 ] || { echo "setup.sh must run as root (it installs Debian packages and Asterisk)" >&2; exit 1; }; }
 
 # Host packages: Redis, espeak-ng for prompts, sox for audio tools, debootstrap for
-# the Asterisk root, chromium for the browser tests.
+# the Asterisk root, chromium (and a Korean font, for customers' names) for the browser tests.
 HOST_PACKAGES=(debootstrap redis-server espeak-ng libespeak-ng1 sox ca-certificates
-               python3-venv chromium chromium-driver procps iproute2)
+               python3-venv chromium chromium-driver fonts-noto-cjk procps iproute2)
 
 install_host_packages() {
   local missing=()

@@ -1,0 +1,187 @@
+// Field manager's phone page (/field): a big ready switch, accept/decline while ringing (the call itself is
+// answered on the phone's softphone), the pop in one column, and case notes after the call.
+
+import {
+  $, api, byTestId, connectSocket, duration, el, fetchPop, fill, intentLabel, mergePresence, openCall, parkUnsaved, popSummary,
+  renderDisposition, renderPop, ringTitle, setPresence, showPresence, startPage, toast,
+} from './app.js';
+
+const state = {
+  session: null,
+  presence: { status: 'offline', reason: '', activity: '', call_id: '' },
+  call: null, // {pop, phase: ringing|accepted|on_call|after|done|missed, form, saved}
+};
+
+startPage({ roles: ['field', 'agent'], onReady });
+
+function onReady(session) {
+  state.session = session;
+  const toggle = byTestId('field-switch');
+  toggle.addEventListener('click', async () => {
+    const status = toggle.getAttribute('aria-checked') === 'true' ? 'not_ready' : 'ready';
+    const reason = status === 'not_ready' ? byTestId('presence-reason').value : '';
+    toggle.disabled = true;
+    if (await setPresence(session.agent_id, status, reason)) applyPresence({ status, reason });
+    toggle.disabled = false;
+  });
+  byTestId('presence-reason').addEventListener('change', async (event) => {
+    if (state.presence.status !== 'not_ready') return;
+    const reason = event.target.value;
+    if (await setPresence(session.agent_id, 'not_ready', reason)) applyPresence({ status: 'not_ready', reason });
+  });
+  byTestId('field-accept').addEventListener('click', () => setPhase('accepted'));
+  byTestId('field-decline').addEventListener('click', decline);
+  byTestId('field-finish').addEventListener('click', () => setPhase('after'));
+  byTestId('pop-dismiss').addEventListener('click', dismiss);
+  connectSocket({ onMessage, onOpen: resync });
+}
+
+function applyPresence(message) {
+  const before = state.presence;
+  const now = mergePresence(before, message);
+  state.presence = now;
+  showPresence(byTestId('presence-state'), now);
+  const toggle = byTestId('field-switch');
+  const ready = now.status === 'ready';
+  toggle.setAttribute('aria-checked', String(ready));
+  toggle.querySelector('.switch-text').textContent = ready ? 'Ready' : 'Not ready';
+  if (now.status === 'not_ready') byTestId('presence-reason').value = now.reason || '';
+  const call = state.call;
+  if (!call) return;
+  if (['ringing', 'accepted'].includes(call.phase) && now.activity === 'on_call') setPhase('on_call');
+  else if (['ringing', 'accepted'].includes(call.phase) && before.activity === 'ringing' && !now.activity) {
+    setPhase('missed');
+  }
+}
+
+function onMessage(message) {
+  if (message.type === 'pop' && message.pop) {
+    showCall(message.pop, 'ringing');
+  } else if (message.type === 'presence' && message.agent === state.session.agent_id) {
+    applyPresence(message);
+  } else if (message.type === 'call' && state.call && message.call_id === state.call.pop.call_id) {
+    const { phase } = state.call;
+    if (message.event === 'call.answered' && ['ringing', 'accepted'].includes(phase)) setPhase('on_call');
+    if (message.event === 'call.ended') {
+      if (phase === 'on_call') setPhase('after');
+      else if (['ringing', 'accepted'].includes(phase)) setPhase('missed');
+    }
+  }
+}
+
+async function resync() {
+  let me;
+  try {
+    me = await api('/api/agents/me', { quiet: true });
+  } catch {
+    return;
+  }
+  applyPresence({ status: me.status, reason: me.reason || '', activity: me.activity || '', call_id: me.call_id || '' });
+  const live = me.call_id && ['ringing', 'on_call'].includes(me.activity);
+  if (live && (!state.call || state.call.pop.call_id !== me.call_id)) {
+    const pop = await fetchPop(me.call_id);
+    if (pop) showCall(pop, me.activity);
+  } else if (!live && !state.call && openCall.get()) {
+    const pop = await fetchPop(openCall.get());
+    if (pop) showCall(pop, 'after');
+    else openCall.clear();
+  }
+}
+
+function showCall(pop, phase) {
+  const previous = state.call;
+  if (previous && previous.pop.call_id === pop.call_id) return;
+  if (previous && previous.form && !previous.saved) previous.unpark = parkUnsaved(previous.pop, previous.form);
+  fill($('#notes-slot'));
+  state.call = { pop, phase: null, form: null, saved: false };
+  openCall.set(pop.call_id);
+  fill($('#pop-live'), renderPop(pop, { me: state.session.agent_id }));
+  const who = pop.known && pop.customer ? pop.customer.name : 'Unknown caller';
+  fill($('#ring-who'), el('span', { lang: 'ko', text: who }),
+    pop.customer && pop.customer.vip ? el('span', { class: 'badge badge-vip' },
+      el('span', { 'aria-hidden': 'true', text: '★ ' }), 'VIP') : null);
+  $('#ring-what').textContent = [intentLabel(pop.ivr && pop.ivr.intent),
+    pop.waited_s !== null && pop.waited_s !== undefined ? `waited ${duration(pop.waited_s)}` : null,
+    pop.known ? null : pop.caller].filter(Boolean).join(' · ');
+  if (phase === 'ringing' && navigator.vibrate && navigator.userActivation && navigator.userActivation.hasBeenActive) {
+    navigator.vibrate([250, 120, 250]); // browsers refuse it before the first tap
+  }
+  setPhase(phase);
+  window.scrollTo({ top: 0 });
+}
+
+const HINTS = {
+  ringing: 'Your softphone is ringing.',
+  accepted: 'Accepted — answer on your softphone now.',
+  on_call: 'On call.',
+  after: 'Call ended. Add your case notes below.',
+  done: 'Case notes saved.',
+  missed: 'Missed — the caller hung up or the ring timed out.',
+};
+const TITLES = {
+  ringing: 'Incoming call', accepted: 'Incoming call', on_call: 'On call', after: 'Call ended', done: 'Call ended',
+  missed: 'Missed call',
+};
+
+function setPhase(phase) {
+  const call = state.call;
+  call.phase = phase;
+  const ring = byTestId('field-ringing');
+  ring.hidden = false;
+  ring.dataset.phase = phase;
+  $('#ring-title').textContent = TITLES[phase];
+  $('#ring-hint').textContent = HINTS[phase];
+  $('#ring-actions').hidden = phase !== 'ringing';
+  $('#call-actions').hidden = !['accepted', 'on_call'].includes(phase);
+  $('#done-actions').hidden = !['done', 'missed'].includes(phase);
+  ringTitle(phase === 'ringing' ? call.pop : null);
+  if (phase === 'missed') openCall.clear();
+  if (phase === 'after' && !call.form) {
+    const mine = call;
+    call.form = renderDisposition(call.pop, {
+      templates: null,
+      notesLabel: 'Case notes',
+      onSaved: () => {
+        mine.saved = true;
+        if (state.call === mine) {
+          openCall.clear();
+          setPhase('done');
+        } else if (mine.unpark) {
+          mine.unpark();
+        }
+        toast('Case notes saved');
+      },
+    });
+    $('#notes-slot').append(call.form); // right under the call card, near the top
+  }
+}
+
+async function decline() {
+  const call = state.call;
+  if (!call) return;
+  const button = byTestId('field-decline');
+  button.disabled = true;
+  try {
+    await api(`/api/calls/${encodeURIComponent(call.pop.call_id)}/decline`, { method: 'POST' });
+    toast(`Declined: ${popSummary(call.pop).replace('Incoming call: ', '')} goes to the next person`);
+    openCall.clear();
+    dismiss();
+  } catch {
+    // the error banner says why; the buttons stay
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function dismiss() {
+  state.call = null;
+  ringTitle(null);
+  byTestId('field-ringing').hidden = true;
+  fill($('#notes-slot'));
+  fill($('#pop-live'),
+    el('div', { class: 'empty-state', testid: 'pop-empty' },
+      el('div', { class: 'empty-icon', 'aria-hidden': 'true', text: '☎' }),
+      el('h2', { text: 'No call right now' }),
+      el('p', { text: 'Calls for you ring your softphone; the caller’s details show here at the same time.' })));
+  $('#main').focus();
+}
