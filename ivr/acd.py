@@ -50,6 +50,8 @@ CALLBACKS_KEY = "ivr:callbacks:pending"
 """Hash: callback id -> JSON, so accepted callbacks survive a controller restart."""
 SNAPSHOT_KEY = "ivr:acd"
 """The ACD's state as JSON, rewritten every second (ivr status, the supervisor wall, tests)."""
+COMMANDS_CHANNEL = "ivr:acd:commands"
+"""Pub/sub channel of commands from the web pages: {"type": "decline", "call_id", "agent"}."""
 UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID"})
 BUSY_DEVICE = frozenset({"INUSE", "BUSY", "ONHOLD", "RINGINUSE"})
 RINGING_DEVICE = frozenset({"RINGING", "RINGINUSE"})
@@ -114,6 +116,10 @@ class Waiter:
     offer_deadline: float = 0.0
     """For callbacks: when an unanswered originate counts as ring-no-answer."""
     agent_answered: bool = False
+    agent_channel: str = ""
+    """The ringing agent leg (DialBegin's DestChannel): what a decline hangs up."""
+    declined_by: str = ""
+    """The agent who declined the offer: the end of their leg is not a ring-no-answer."""
     customer: Customer | None = None
     """The caller's customer record, for the agent's screen."""
     history: list[Contact] = field(default_factory=list)
@@ -149,6 +155,8 @@ class Acd:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._runner: list[asyncio.Task[None]] = []
         self._last_beat = 0.0
+        self._loaded = asyncio.Event()
+        """Set once the directory is loaded: Asterisk's device states mean nothing before (no seats)."""
 
     # --- lifecycle
 
@@ -162,6 +170,7 @@ class Acd:
             await self.reload()
         except (RedisError, OSError) as exc:
             log.error("agent directory not loaded (%s): calls go to Asterisk's queues", exc)
+        self._loaded.set()
         self._runner = [asyncio.create_task(self._ticker(), name="acd-tick"),
                         asyncio.create_task(self._presence_feed(), name="acd-presence")]
 
@@ -185,6 +194,7 @@ class Acd:
                 seat.status = Presence.READY if seat.status is Presence.WRAP_UP else Presence.NOT_READY
             self._add_seat(seat, now)
         log.info("ACD: %d agents in the directory", len(self.seats))
+        self._loaded.set()
         for raw in (await self.directory.redis.hgetall(CALLBACKS_KEY)).values():
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 self._restore_callback(json.loads(raw), now)
@@ -203,6 +213,8 @@ class Acd:
 
     async def on_ami_connected(self) -> None:
         """After (re)connecting to Asterisk: device states, and callers already holding."""
+        # AMI may log in before the directory is loaded; the states must land on known seats.
+        await self._loaded.wait()
         try:
             for event in _as_list(await self.ami.action({"Action": "DeviceStateList"})):
                 self.on_ami_event(event)
@@ -291,6 +303,7 @@ class Acd:
         waiter = self.waiters.get(event.get("Uniqueid", ""))
         seat = self.seats.get(self.by_device.get(_device_of(event.get("DestChannel", "")), ""))
         if waiter and seat:
+            waiter.agent_channel = event.get("DestChannel", "")
             seat.call_id = waiter.call.call_id
             self._set_activity(seat, "ringing", waiter.call.call_id)
             self._spawn(self.publish_pop(waiter, seat))
@@ -398,8 +411,8 @@ class Acd:
     def _not_answered(self, waiter: Waiter, agent_id: str, status: str, now: float) -> None:
         """Ring-no-answer (RONA), busy or unreachable: the agent stops getting calls; the call goes on."""
         offer = self.router.offers.get(waiter.waiting.id)
-        if offer is None:
-            return
+        if offer is None or (agent_id and agent_id == waiter.declined_by):
+            return  # a declined offer's leg ending (DialEnd, IvrOfferEnd) is not a ring-no-answer
         agent_id = offer.agent_id
         self.stats.ronas += 1
         reason = "rona" if status == "NOANSWER" else f"unreachable ({status.lower()})"
@@ -483,9 +496,13 @@ class Acd:
         while True:
             pubsub = self.directory.redis.pubsub()
             try:
-                await pubsub.subscribe("ivr:presence")
+                await pubsub.subscribe("ivr:presence", COMMANDS_CHANNEL)
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                    if message.get("type") != "message":
+                        continue
+                    if message.get("channel") == COMMANDS_CHANNEL:
+                        await self.apply_command(json.loads(message["data"]))
+                    else:
                         await self.apply_presence(json.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
@@ -495,6 +512,41 @@ class Acd:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    async def apply_command(self, command: dict[str, Any]) -> None:
+        """A command from the web pages (ivr:acd:commands); every controller hears it, the one holding the call acts."""
+        if command.get("type") == "decline":
+            await self.decline(str(command.get("call_id", "")), str(command.get("agent", "")))
+
+    async def decline(self, call_id: str, agent_id: str) -> bool:
+        """The agent turned down the call ringing them: it goes on to the next agent and they stay ready.
+
+        Only a call ringing through [ivr-offer] now, for that agent (not a callback: its agent leg is the
+        call itself); anything else (answered, gone, already offered elsewhere) is ignored.
+        """
+        waiter, offer = self.waiters.get(call_id), self.router.offers.get(call_id)
+        if waiter is None or offer is None or offer.agent_id != agent_id or waiter.callback_number:
+            return False
+        waiter.declined_by = agent_id
+        if waiter.call.routing:
+            waiter.call.routing[-1]["result"] = "declined"
+        waiter.call.note(f"{agent_id} declined the call: next agent, {agent_id} stays ready")
+        leg, waiter.agent_channel = waiter.agent_channel, ""
+        try:
+            if leg:
+                await self.ami.hangup(leg, cause=21)  # 21: call rejected
+            else:  # their phone is not ringing yet: the caller goes back to the waiting room instead
+                await self.ami.redirect(waiter.channel, "ivr-hold", waiter.waiting.queue)
+        except AmiError as exc:
+            log.info("call %s: decline by %s: %s", call_id, agent_id, exc)
+        if self.router.offers.get(call_id) is not offer:
+            return False  # answered or hung up meanwhile
+        self._run(self.router.declined(call_id, waiter.waiting, time.time()))
+        seat = self.seats.get(agent_id)
+        if seat and seat.call_id == call_id:
+            self._set_activity(seat, "", "")  # free again (and ready): the router may offer them another call
+        self._persist(waiter.call, "call.updated")
+        return True
 
     async def apply_presence(self, message: dict[str, Any]) -> None:
         agent_id = str(message.get("agent", ""))

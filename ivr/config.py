@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     callback_dial: str = "PJSIP/{number}@trunk"
     default_language: str = "ko"
 
+    # --- the web pages (ivr/web.py): agents' screen pops, presence, the supervisor wall
+    #: How long a sign-in lasts (fixed from login, not sliding).
+    web_session_ttl_s: int = 8 * 3600
+    #: Origins whose pages may open the WebSocket (a cross-site page must not ride an agent's session).
+    web_origins: list[str] = ["http://127.0.0.1:8080", "http://localhost:8080"]
+
     @cached_property
     def prompts_dir(self) -> Path:
         return self.run_dir / "prompts"

@@ -40,6 +40,7 @@ from ivr.customers import Contact, Customer, CustomerStore
 from ivr.flow import load_flow
 from ivr.navigator import Decision, Navigator, Speech
 from ivr.store import CallStore
+from ivr.web import serve_web
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Controller:
         self.started_at = time.time()
         self.calls_handled = 0
         self._background: set[asyncio.Future[bool]] = set()
+        self.web: asyncio.Task[None] | None = None
+        """The web pages' server (ivr/web.py), once started."""
 
     # --- lifecycle
 
@@ -76,8 +79,14 @@ class Controller:
         await self.audio.start()
         await self.acd.start()
         await self.agi.start()
+        # The agents' and supervisors' pages, in this loop; a busy port is logged and calls go on without them.
+        self.web = serve_web(self.settings, self.store.redis, self.acd)
 
     async def stop(self) -> None:
+        if self.web is not None:
+            self.web.cancel()  # closes the pages' sockets and stops listening, within a few seconds
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.web
         await self.agi.stop()
         await self.acd.stop()
         await self.audio.stop()

@@ -144,6 +144,12 @@ class Contact(BaseModel):
     """Seconds waited in the queue (until answered or given up); what patience is learned from."""
     outcome: str = ""
     """self_service, answered, abandoned, callback, ... (the call record's outcomes)."""
+    disposition: str | None = None
+    """How the agent closed it (resolved, follow_up, escalated, no_action), from their screen."""
+    notes: str | None = None
+    """The agent's notes (long numbers masked before they are stored)."""
+    ticket_id: str | None = None
+    """The ticket opened for it (stream ``ivr:tickets``), if any."""
 
 
 def learn_patience(contacts: list[Contact]) -> int | None:

@@ -1,24 +1,53 @@
-"""Fixtures for unit tests that need Redis: a real local server, database 15, emptied for each test."""
+"""Fixtures for unit tests that need Redis: a private redis-server of their own, emptied for each test.
+
+Private, not a database of the stack's server: pub/sub channels are shared by every database of
+a server, so a test publishing "agent A1004 is ready" on db 15 would reach a live controller.
+The server listens on a Unix socket only, keeps nothing on disk and dies with the session.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs redis-server (make setup installs Debian's redis-server)")
+    folder: Path = tmp_path_factory.mktemp("redis")
+    socket = folder / "redis.sock"
+    server = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700", "--save", "",
+         "--appendonly", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not socket.exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.02)
+    if not socket.exists():
+        server.kill()
+        pytest.fail(f"private redis-server did not start (see {folder / 'redis.log'})")
+    yield f"unix://{socket}?db=0"
+    server.terminate()
+    server.wait(10)
 
 
 @pytest.fixture
-async def redis_db() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(TEST_REDIS_URL, decode_responses=True, socket_connect_timeout=1)
+async def redis_db(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url, decode_responses=True, socket_connect_timeout=1)
     try:
         await client.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
-        pytest.skip(f"needs a Redis server at {TEST_REDIS_URL} (make setup, or redis-server --daemonize yes): {exc}")
+        pytest.fail(f"private redis-server not answering at {redis_url}: {exc}")
     await client.flushdb()
     yield client
     await client.flushdb()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ class FakeAmi:
 
     async def originate(self, channel: str, **kwargs: Any) -> None:
         self.actions.append(("originate", channel, kwargs))
+
+    async def hangup(self, channel: str, cause: int = 16) -> None:
+        self.actions.append(("hangup", channel, cause))
 
     async def action(self, action: dict[str, Any], timeout: float = 10.0) -> list[Any]:
         return self.replies.get(action["Action"], [])
@@ -138,6 +142,44 @@ async def test_ring_no_answer_sets_the_agent_not_ready_and_offers_the_next(acd: 
     assert (acd.seats["A1002"].status, acd.seats["A1002"].reason) == (Presence.NOT_READY, "rona")
     assert (await AgentDirectory(redis_db).presence("A1002"))["reason"] == "rona"
     assert [r["result"] for r in call.routing] == ["not answered: NOANSWER", "offered"]
+
+
+async def test_decline_from_the_web_moves_the_call_on_and_the_agent_stays_ready(acd: Acd, redis_db) -> None:  # type: ignore[no-untyped-def]
+    await ready(acd, "A1002", "A1004")
+    call = await hold(acd, dialect="gyeongsang")
+    acd.on_ami_event({"Event": "DialBegin", "Uniqueid": call.call_id,  # type: ignore[arg-type]
+                      "DestChannel": "PJSIP/1002-00000001"})
+    # Pub/sub channels are server-wide (not per database): a running controller may listen too.
+    [(_, others)] = await redis_db.pubsub_numsub("ivr:acd:commands")
+    feed = asyncio.create_task(acd._presence_feed())
+    try:
+        for _ in range(100):  # until the feed has subscribed
+            if (await redis_db.pubsub_numsub("ivr:acd:commands"))[0][1] > others:
+                break
+            await asyncio.sleep(0.02)
+        # As the web backend publishes them: someone else's decline is ignored, the offered agent's is not.
+        for agent in ("A1004", "A1002"):
+            await redis_db.publish("ivr:acd:commands", json.dumps(
+                {"type": "decline", "call_id": call.call_id, "agent": agent}))
+        for _ in range(100):
+            await settle(acd)
+            if any(a[0] == "hangup" for a in acd.ami.actions):  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        feed.cancel()
+    assert [a for a in acd.ami.actions if a[0] == "hangup"] == [("hangup", "PJSIP/1002-00000001", 21)]  # type: ignore[attr-defined]
+    # The agent's leg ends (Dial reports it, then the dialplan): not a ring-no-answer.
+    acd.on_ami_event({"Event": "DialEnd", "Uniqueid": call.call_id, "DestChannel": "PJSIP/1002-00000001",  # type: ignore[arg-type]
+                      "DialStatus": "BUSY"})
+    acd.on_ami_event({"Event": "UserEvent", "UserEvent": "IvrOfferEnd", "Uniqueid": call.call_id,  # type: ignore[arg-type]
+                      "Agent": "A1002", "Status": "BUSY"})
+    await settle(acd)
+    assert [device for _, device in acd.ami.offers()] == ["PJSIP/1002", "PJSIP/1004"]  # type: ignore[attr-defined]
+    assert (acd.seats["A1002"].status, acd.seats["A1002"].activity) == (Presence.READY, "")
+    assert acd.stats.ronas == 0 and acd.router.free("A1002")
+    assert [r["result"] for r in call.routing] == ["declined", "offered"]
+    assert (await AgentDirectory(redis_db).presence("A1002"))["reason"] != "rona"
 
 
 async def test_answer_then_hangup_wraps_up_then_the_agent_is_free(acd: Acd) -> None:
