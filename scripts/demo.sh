@@ -10,6 +10,7 @@ say() { espeak-ng -v ko -s 140 -w "$WORK/$1.wav" "$2"; echo "$WORK/$1.wav"; }
 $IVR up
 $IVR customers import dialplans/demo_customers.json
 $IVR agents import dialplans/demo_agents.json
+$IVR users demo
 for agent in A1001 A1002 A1003 A1004 F2001 F2002; do $IVR agents presence "$agent" offline >/dev/null; done
 echo
 echo "== 1. A caller says '상담원 연결' (connect me to an agent): speech -> Vosk -> queue general"
@@ -53,4 +54,5 @@ $IVR agents list
 echo
 $IVR status || true
 echo
+echo "Web pages: http://127.0.0.1:8080/agent  /field  /supervisor  (users and passwords: run/demo_users.env)"
 echo "The stack keeps running. Logs: run/logs/; recordings: recordings/. Stop it with: .venv/bin/ivr down"
