@@ -224,6 +224,7 @@ def asterisk_up(settings: Settings) -> None:
     if not generated.exists():
         raise StackError(f"{generated} is missing: run `ivr setup` (or `make setup`)")
     asterisk_mounts(settings)
+    _chroot_hosts(settings)
     for sub in ("lib", "spool", "run", "log", "cache"):
         (settings.run_dir / "asterisk" / sub).mkdir(parents=True, exist_ok=True)
     # A stale control socket from a killed Asterisk makes -rx talk to nobody.
@@ -235,6 +236,16 @@ def asterisk_up(settings: Settings) -> None:
     asterisk_rx(settings, "core waitfullybooted", timeout=30)
     _wait("Asterisk AMI", lambda: port_open(settings.ami_host, settings.ami_port), 10,
           _log_file(settings, "asterisk"))
+
+
+def _chroot_hosts(settings: Settings) -> None:
+    """The root has no /etc/hosts: without one Asterisk logs a failed lookup of this host's name on every call."""
+    import socket
+
+    hosts = settings.asterisk_root / "etc" / "hosts"
+    text = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{socket.gethostname()}\n"
+    if not hosts.exists() or hosts.read_text() != text:
+        hosts.write_text(text)
 
 
 def asterisk_down(settings: Settings) -> None:
