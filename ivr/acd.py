@@ -190,6 +190,9 @@ class Acd:
             seat = self.seats.get(agent.id) or Seat(agent)
             seat.agent = agent
             seat.status, seat.reason = Presence(presence["status"]), presence["reason"]
+            if presence.get("activity"):
+                # What a previous controller saw the phone doing is stale: device states say it afresh.
+                self._spawn(self.directory.set_activity(agent.id, "", ""))
             if seat.status not in (Presence.OFFLINE, Presence.READY, Presence.NOT_READY):
                 seat.status = Presence.READY if seat.status is Presence.WRAP_UP else Presence.NOT_READY
             self._add_seat(seat, now)

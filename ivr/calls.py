@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ivr.customers import Customer
 
 
 class Outcome(enum.StrEnum):
@@ -116,9 +119,21 @@ class CallRecord:
     """When the controller took the call."""
     ended_at: float | None = None
     """When the channel hung up."""
+    flow_version: int | None = None
+    """The version of the flow the call walked (ivr.flowstore; a publish mid-call does not change it), None
+    when the controller runs the flow from its file (Redis was unavailable when it loaded)."""
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def apply_customer(self, customer: Customer | None, languages: list[str]) -> None:
+        """What the IVR knows of a recognized caller: who, tier, dialect, and their language if the flow has it."""
+        if customer is None:
+            return
+        self.customer, self.customer_name, self.tier = customer.id, customer.name, customer.tier
+        self.dialect = customer.dialect
+        if customer.language in languages:
+            self.language, self.language_source = customer.language, "customer"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -14,18 +14,26 @@ This module wires the protocols (FastAGI, AudioSocket, AMI) to the services
 
 Any failure on the way leaves IVR_QUEUE empty or the fallback queue: the
 dialplan sends the caller to a person.
+
+The flow is the live version in Redis (ivr.flowstore; seeded from dialplans/hotline.yaml, which is
+also what runs while Redis is unreachable). A publish reaches us on ``ivr:flows``: the new version is
+validated, its prompts rendered, and it takes the calls that start from then on; a call keeps the
+navigator (and so the version) it started with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import signal
 import time
 from typing import Any
 
+import redis.asyncio as aioredis
 from panoramisk.message import Message
 
 from ivr.acd import Acd
@@ -37,18 +45,27 @@ from ivr.calls import CallRecord, Outcome
 from ivr.config import Settings, asterisk_path
 from ivr.crm import crm_from_settings
 from ivr.customers import Contact, Customer, CustomerStore
-from ivr.flow import load_flow
+from ivr.flow import Flow, load_flow
+from ivr.flowstore import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
 from ivr.navigator import Decision, Navigator, Speech
 from ivr.store import CallStore
+from ivr.validation import Context, load_context
 from ivr.web import serve_web
 
 log = logging.getLogger(__name__)
+
+#: The flow the hotline runs (the AGI route "hotline").
+FLOW_ID = "hotline"
 
 
 class Controller:
     def __init__(self, settings: Settings, navigator: Navigator) -> None:
         self.settings = settings
         self.navigator = navigator
+        """The navigator new calls get; replaced (never changed) when a new version of the flow goes live."""
+        self.flow_version: int | None = None
+        """The version of the flow ``navigator`` runs; None: the flow file (Redis unavailable at start)."""
+        self._refused_version: int | None = None
         self.agi = FastAgiServer(settings.agi_host, settings.agi_port, settings.agi_environment_timeout)
         self.agi.route("hotline", self.handle_hotline)
         self.audio = AudioSocketServer(settings.audiosocket_host, settings.audiosocket_port)
@@ -56,6 +73,8 @@ class Controller:
                              settings.ami_secret.get_secret_value())
         self.store = CallStore(settings.redis_url, settings.call_record_ttl_s)
         self.customers = CustomerStore(self.store.redis, crm=crm_from_settings(settings))
+        self.flows = FlowStore(self.store.redis, settings=settings, context=self._flow_context,
+                               prerender=renderer_prerender(navigator.speech.renderer))
         self.acd = Acd(settings, self.ami, AgentDirectory(self.store.redis), navigator.flow.hold, self.store.save,
                        render=navigator.speech.renderer.render_async)
         self.ami.on("*", self.on_ami_event)
@@ -68,10 +87,16 @@ class Controller:
         self._background: set[asyncio.Future[bool]] = set()
         self.web: asyncio.Task[None] | None = None
         """The web pages' server (ivr/web.py), once started."""
+        self._flow_updates: asyncio.Task[None] | None = None
 
     # --- lifecycle
 
     async def start(self) -> None:
+        try:  # before the first call: it gets the live version
+            await self.follow_live_flow()
+        except Exception as exc:  # Redis unreachable: the flow file, until Redis is back
+            log.warning("flow versions unavailable (%s): running %s from its file", exc, self.navigator.flow.id)
+        self._flow_updates = asyncio.create_task(self._flow_feed(), name="flow-updates")
         if not self.settings.ami_secret.get_secret_value():
             log.error("IVR_AMI_SECRET is empty: run `ivr setup`; AMI stays disconnected, calls still work")
         else:
@@ -80,13 +105,23 @@ class Controller:
         await self.acd.start()
         await self.agi.start()
         # The agents' and supervisors' pages, in this loop; a busy port is logged and calls go on without them.
-        self.web = serve_web(self.settings, self.store.redis, self.acd)
+        # The web side gets its own Redis connections, which wait when all are busy: a storm of pages
+        # reconnecting must neither fail their handshakes nor take the connections call handling needs.
+        self.web_redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            self.settings.redis_url, max_connections=64, timeout=5, socket_timeout=2, socket_connect_timeout=1,
+            decode_responses=True))
+        self.web = serve_web(self.settings, self.web_redis, self.acd)
 
     async def stop(self) -> None:
+        if self._flow_updates is not None:
+            self._flow_updates.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flow_updates
         if self.web is not None:
             self.web.cancel()  # closes the pages' sockets and stops listening, within a few seconds
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.web
+            await self.web_redis.aclose()
         await self.agi.stop()
         await self.acd.stop()
         await self.audio.stop()
@@ -121,28 +156,84 @@ class Controller:
             "acd_agents": len(self.acd.seats),
             "acd_waiting": len(self.acd.router.waiting),
             "acd_offers": len(self.acd.router.offers),
+            "flow_version": self.flow_version or 0,
             "at": round(time.time(), 3),
         }
+
+    # --- the flow's versions
+
+    async def _flow_context(self) -> Context:
+        """What a new version is validated against (the speech model's vocabulary only warns: not read here)."""
+        return dataclasses.replace(await load_context(self.settings, self.store.redis), vocabulary=None)
+
+    async def follow_live_flow(self) -> None:
+        """Run the live version of the flow for new calls, if it is not the one running (seeded the first time)."""
+        version = await self.flows.live(FLOW_ID)
+        if version is None:
+            await self.flows.seed(FLOW_ID, self.settings.dialplans_dir / f"{FLOW_ID}.yaml")
+            version = await self.flows.live(FLOW_ID)
+        if version is not None and version.number not in (self.flow_version, self._refused_version):
+            await self._switch(version)
+
+    async def _switch(self, version: Version) -> None:
+        report = await self.flows.validate(FLOW_ID, version.text)
+        if not report.ok or report.flow is None:
+            self._refused_version = version.number
+            log.error("flow %s version %d refused, new calls stay on version %s: %s", FLOW_ID, version.number,
+                      self.flow_version, "; ".join(p.format() for p in report.errors[:5]))
+            return
+        navigator = self._navigator_for(report.flow)
+        rendered = await asyncio.to_thread(navigator.speech.renderer.prerender, navigator.prompts())
+        # One assignment, no await in between: a call takes either the old pair or the new one.
+        self.navigator, self.flow_version = navigator, version.number
+        self.acd.hold = report.flow.hold
+        log.info("flow %s version %d live for new calls (%s by %s; %d prompts rendered new)", FLOW_ID,
+                 version.number, version.action, version.author, rendered)
+
+    def _navigator_for(self, flow: Flow) -> Navigator:
+        current = self.navigator
+        return Navigator(flow, current.speech, current.recordings_dir, customers=self.customers.by_phone,
+                         on_listen=self.on_listen, on_turn=self.store.append_turn)
+
+    async def _flow_feed(self) -> None:
+        """Follow publishes (ivr:flows); after a lost subscription, catch up with what went live meanwhile."""
+        while True:
+            pubsub = self.store.redis.pubsub()
+            try:
+                await pubsub.subscribe(FLOWS_CHANNEL)
+                await self.follow_live_flow()
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    with contextlib.suppress(ValueError, AttributeError):
+                        if json.loads(message["data"]).get("flow") == FLOW_ID:
+                            await self.follow_live_flow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("flow updates interrupted (%s); retrying", exc)
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     # --- a call
 
     async def handle_hotline(self, agi: AgiSession) -> None:
         env = agi.env
+        # The flow this call walks to its end, whatever is published meanwhile.
+        navigator, flow_version = self.navigator, self.flow_version
         call = CallRecord(call_id=env.uniqueid, caller=env.caller, channel=env.channel,
-                          language=self.navigator.flow.languages[0])
+                          language=navigator.flow.languages[0], flow_version=flow_version)
         self.calls[call.call_id] = call
         self.calls_handled += 1
         customer = await self.customers.by_phone(call.caller)
-        if customer:
-            call.customer, call.customer_name, call.tier = customer.id, customer.name, customer.tier
-            call.dialect = customer.dialect
-            if customer.language in self.navigator.flow.languages:
-                call.language, call.language_source = customer.language, "customer"
+        call.apply_customer(customer, navigator.flow.languages)
         log.info("call %s from %s (%s) on %s", call.call_id, call.caller or "withheld",
                  call.customer or "unknown caller", call.channel)
         await self.store.save(call, "call.started")
         try:
-            decision = await self._navigate(call, agi)
+            decision = await self._navigate(call, agi, navigator)
         except CallHungUp:
             decision = Decision("hangup", reason="caller hung up")
         except Exception as exc:
@@ -151,18 +242,18 @@ class Controller:
             call.note(f"controller error: {type(exc).__name__}: {exc}")
             decision = Decision("queue", queue=self.settings.fallback_queue, reason="controller error")
         call.note(f"decision: {decision.reason}")
-        await self._hand_over(call, agi, decision, customer)
+        await self._hand_over(call, agi, decision, customer, navigator)
         await self.store.save(call, "call.routed" if call.queue else "call.updated")
 
     async def _hand_over(self, call: CallRecord, agi: AgiSession, decision: Decision,
-                         customer: Customer | None = None) -> None:
+                         customer: Customer | None = None, navigator: Navigator | None = None) -> None:
         """Tell the dialplan what to do next, and record the outcome."""
         variables: dict[str, str] = {}
         if decision.kind == "queue" and decision.queue:
             call.queue, call.outcome = decision.queue, Outcome.QUEUED
             variables = {"IVR_QUEUE": decision.queue, "IVR_PRIORITY": str(decision.priority)}
             if self.acd.accepting and not agi.hung_up:
-                variables.update(await self._hold_for_acd(call, decision, customer))
+                variables.update(await self._hold_for_acd(call, decision, customer, navigator or self.navigator))
         elif decision.kind == "transfer" and decision.target:
             call.transfer_to, call.queue, call.outcome = decision.target, decision.queue, Outcome.QUEUED
             variables = {"IVR_ACTION": "transfer", "IVR_TARGET": decision.target,
@@ -183,11 +274,12 @@ class Controller:
             for name, value in variables.items():
                 await agi.set_variable(name, value)
 
-    async def _hold_for_acd(self, call: CallRecord, decision: Decision, customer: Customer | None) -> dict[str, str]:
+    async def _hold_for_acd(self, call: CallRecord, decision: Decision, customer: Customer | None,
+                            navigator: Navigator) -> dict[str, str]:
         """Hand the call to the ACD: what the router needs to know, and what the waiting room plays."""
         skill = decision.skills[0] if decision.skills else (decision.queue or self.settings.fallback_queue)
         owner = customer.case_owner(skill) if customer else None
-        hold = self.navigator.flow.hold
+        hold = navigator.flow.hold
         patience = (hold.patience_s, "default")
         if customer:
             try:
@@ -204,11 +296,11 @@ class Controller:
         accepted = hold.callback_accepted.get(call.language)
         if accepted:
             with contextlib.suppress(Exception):
-                path = await self.navigator.speech.renderer.render_async(accepted, call.language)
+                path = await navigator.speech.renderer.render_async(accepted, call.language)
                 variables["IVR_CALLBACK_ACCEPTED"] = asterisk_path(path.with_suffix(""))
         return variables
 
-    async def _navigate(self, call: CallRecord, agi: AgiSession) -> Decision:
+    async def _navigate(self, call: CallRecord, agi: AgiSession, navigator: Navigator) -> Decision:
         session_id, connected = self.audio.expect(call.call_id)
         target = f"{session_id},{self.settings.audiosocket_host}:{self.settings.audiosocket_port}"
         # EXEC AudioSocket returns only when the socket closes, so it runs beside the navigation.
@@ -227,7 +319,7 @@ class Controller:
                 return Decision("queue", queue=self.settings.fallback_queue, reason=reason)
             session: AudioSession = connected.result()
             try:
-                decision = await self.navigator.run(call, session)
+                decision = await navigator.run(call, session)
             finally:
                 await session.close()
             with contextlib.suppress(asyncio.TimeoutError):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 QUEUE_NAME = r"^[a-z][a-z0-9_]*$"
 NODE_ID = r"^[a-z][a-z0-9_]*$"
@@ -184,28 +184,59 @@ class Flow(_Strict):
     nodes: dict[str, Node]
 
     @model_validator(mode="after")
-    def _references_exist(self) -> Flow:
-        problems: list[str] = []
+    def _references_exist(self, info: ValidationInfo) -> Flow:
+        # ivr.validation asks to defer these (context {"references": "defer"}) to report each one at its line.
+        if isinstance(info.context, dict) and info.context.get("references") == "defer":
+            return self
+        problems = [message for _, message in self.reference_problems()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def reference_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """Names in the flow that point nowhere: (where, as a path of keys; what is wrong)."""
+        problems: list[tuple[tuple[str, ...], str]] = []
         if self.start not in self.nodes:
-            problems.append(f"start node {self.start!r} is not defined")
+            problems.append((("start",), f"start node {self.start!r} is not defined"))
         if self.language is not None and self.language not in self.languages:
-            problems.append(f"language {self.language!r} is not one of languages {self.languages}")
+            problems.append((("language",), f"language {self.language!r} is not one of languages {self.languages}"))
         if self.agent_intent not in self.intents:
-            problems.append(f"agent_intent {self.agent_intent!r} is not an intent")
+            problems.append((("agent_intent",), f"agent_intent {self.agent_intent!r} is not an intent"))
         for node_id, node in self.nodes.items():
             for field_name in ("next", "on_unavailable"):
                 target = getattr(node, field_name, None)
                 if target is not None and target not in self.nodes:
-                    problems.append(f"node {node_id!r}: {field_name} {target!r} is not a node")
+                    problems.append((("nodes", node_id, field_name),
+                                     f"node {node_id!r}: {field_name} {target!r} is not a node"))
             if isinstance(node, AskNode):
                 for intent_id, target in node.routes.items():
+                    where = ("nodes", node_id, "routes", intent_id)
                     if intent_id not in self.intents:
-                        problems.append(f"node {node_id!r} routes unknown intent {intent_id!r}")
+                        problems.append((where, f"node {node_id!r} routes unknown intent {intent_id!r}"))
                     if target not in self.nodes:
-                        problems.append(f"node {node_id!r} routes {intent_id!r} to unknown node {target!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+                        problems.append((where, f"node {node_id!r} routes {intent_id!r} to unknown node {target!r}"))
+        return problems
+
+    def static_prompts(self) -> list[tuple[str, str]]:
+        """Every prompt of the flow that is the same for every caller, as (text, language), for pre-rendering.
+
+        Texts with {placeholders} are filled in per call (a balance, a position in line) and left out.
+        """
+        texts: list[LanguageText] = [self.messages.not_understood, self.messages.to_person, self.messages.keys_only,
+                                     self.hold.callback_offer, self.hold.callback_accepted]
+        for node in self.nodes.values():
+            for name in ("prompt", "reprompt", "unavailable", "accepted"):
+                value = getattr(node, name, None)
+                if value:
+                    texts.append(value)
+        for intent in self.intents.values():
+            texts.append(intent.confirm)
+        out: list[tuple[str, str]] = []
+        for text in texts:
+            for language, value in text.items():
+                if value and "{" not in value and (value, language) not in out:
+                    out.append((value, language))
+        return out
 
     def intent_ids(self, node: AskNode) -> list[str]:
         """The intents an ask node listens for: its routes plus the way to a person."""

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket
 
 from ivr.agents import PRESENCE_CHANNEL, AgentDirectory
@@ -96,6 +97,10 @@ class Hub:
         self.recheck_sessions_s = recheck_sessions_s
         self.directory = AgentDirectory(redis)
         self.clients: set[Client] = set()
+        # Indexes, so a pop costs the same with 10 or 10,000 sockets open (a burst was O(sockets x pops)).
+        self.by_agent: dict[str, set[Client]] = collections.defaultdict(set)
+        """Sockets of users who have an agent id, by that id."""
+        self.supervisors: set[Client] = set()
         self.offered: collections.OrderedDict[str, str] = collections.OrderedDict()
         """call id -> the agent it is (or was last) offered to: where its call events go."""
         self.last_wall: dict[str, Any] | None = None
@@ -128,14 +133,22 @@ class Hub:
             await websocket.close(CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
             log.warning("web socket refused: origin %r is not in IVR_WEB_ORIGINS", origin[:100])
             return
-        user = await self.users.session_user(token)
+        try:
+            user = await self.users.session_user(token)
+        except (RedisError, OSError) as exc:
+            # Many pages reconnecting at once (a restart, a network blip) may exhaust Redis connections:
+            # "try again later", which the page does with its back-off, rather than a 500.
+            await websocket.accept()
+            await websocket.close(CLOSE_TOO_SLOW, "busy: reconnect")
+            log.warning("web socket deferred: session lookup failed (%s)", exc)
+            return
         if user is None:
             await websocket.accept()
             await websocket.close(CLOSE_UNAUTHORIZED, "sign in again")
             return
         await websocket.accept()
         client = Client(websocket, user, token, self.send_limit)
-        self.clients.add(client)
+        self._add(client)
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._greet(client)
@@ -143,7 +156,7 @@ class Hub:
                      asyncio.create_task(client.gone.wait())]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.clients.discard(client)
+            self._remove(client)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -191,14 +204,35 @@ class Hub:
 
     # --- fan-out
 
-    def broadcast(self, wanted: Callable[[Client], bool], message: dict[str, Any]) -> int:
-        """Queue ``message`` to every socket ``wanted`` accepts; returns how many. Never waits."""
+    def _add(self, client: Client) -> None:
+        self.clients.add(client)
+        if client.user.agent_id:
+            self.by_agent[client.user.agent_id].add(client)
+        if client.supervising:
+            self.supervisors.add(client)
+
+    def _remove(self, client: Client) -> None:
+        self.clients.discard(client)
+        self.supervisors.discard(client)
+        mine = self.by_agent.get(client.user.agent_id or "")
+        if mine is not None:
+            mine.discard(client)
+            if not mine:
+                del self.by_agent[client.user.agent_id or ""]
+
+    def broadcast(self, wanted: Callable[[Client], bool], message: dict[str, Any],
+                  among: Iterable[Client] | None = None) -> int:
+        """Queue ``message`` to every socket ``wanted`` accepts (looking only ``among`` these when given);
+        returns how many. Never waits."""
         text, count = _json(message), 0
-        for client in list(self.clients):
+        for client in list(self.clients if among is None else among):
             if wanted(client):
                 client.send(text)
                 count += 1
         return count
+
+    def _agent_sockets(self, agent_id: str) -> set[Client]:
+        return self.by_agent.get(agent_id, set())
 
     def drop_session(self, token: str) -> None:
         """The session ended (logout): its sockets close."""
@@ -212,7 +246,7 @@ class Hub:
             agent, pop = str(data.get("agent", "")), data.get("pop") or {}
             if pop.get("call_id"):
                 self._remember_offer(str(pop["call_id"]), agent)
-            self.broadcast(lambda c: c.takes_calls_as(agent), {"type": "pop", "pop": pop})
+            self.broadcast(lambda c: c.takes_calls_as(agent), {"type": "pop", "pop": pop}, self._agent_sockets(agent))
         elif channel == PRESENCE_CHANNEL:
             agent = str(data.get("agent", ""))
             if not agent:
@@ -220,7 +254,8 @@ class Hub:
             # Messages carry only what changed (status, or activity): pages get the whole state.
             presence = await self.directory.presence(agent)
             self.broadcast(lambda c: c.supervising or c.user.agent_id == agent,
-                           {"type": "presence", "agent": agent, **presence})
+                           {"type": "presence", "agent": agent, **presence},
+                           self.supervisors | self._agent_sockets(agent))
         elif channel == EVENTS_CHANNEL:
             call_id, kind = str(data.get("call_id", "")), str(data.get("type", ""))
             if self.wall.on_event(data):
@@ -231,7 +266,7 @@ class Hub:
             if offered_to:
                 message: dict[str, Any] = {"type": "call", "call_id": call_id, "event": kind,
                                            **{k: data[k] for k in ("agent", "at") if k in data}}
-                self.broadcast(lambda c: c.takes_calls_as(offered_to), message)
+                self.broadcast(lambda c: c.takes_calls_as(offered_to), message, self._agent_sockets(offered_to))
             if kind == "call.ended":
                 self.offered.pop(call_id, None)
 
@@ -272,11 +307,11 @@ class Hub:
             await asyncio.sleep(self.wall_every_s)
             since_recheck += self.wall_every_s
             try:
-                if any(c.supervising for c in self.clients):
+                if self.supervisors:
                     wall = await self.wall.build()
                     if changed(self.last_wall, wall):
                         self.last_wall = wall
-                        self.broadcast(lambda c: c.supervising, {"type": "wall", "wall": wall})
+                        self.broadcast(lambda c: c.supervising, {"type": "wall", "wall": wall}, self.supervisors)
                 else:
                     self.last_wall = None  # nobody watching: the next watcher gets a fresh one
                 if since_recheck >= self.recheck_sessions_s:

@@ -195,6 +195,9 @@ def voiced(pcm: bytes) -> bool:
 
 
 class Navigator:
+    offer_listen = Listen(no_input_s=4.0)
+    """How a callback offer listens (no answer within it: the caller holds in the queue)."""
+
     def __init__(
         self,
         flow: Flow,
@@ -214,16 +217,7 @@ class Navigator:
 
     def prompts(self) -> list[tuple[str, str]]:
         """Every static prompt of the flow, for pre-rendering when the flow loads."""
-        texts: list[LanguageText] = [self.flow.messages.not_understood, self.flow.messages.to_person,
-                                     self.flow.messages.keys_only]
-        for node in self.flow.nodes.values():
-            for name in ("prompt", "reprompt", "unavailable", "accepted"):
-                value = getattr(node, name, None)
-                if value:
-                    texts.append(value)
-        for intent in self.flow.intents.values():
-            texts.append(intent.confirm)
-        return [(text, lang) for t in texts for lang, text in t.items() if "{" not in text]
+        return self.flow.static_prompts()
 
     # --- the walk
 
@@ -403,7 +397,7 @@ class Navigator:
         language = call.language
         yes, no = self.flow.confirmation.yes, self.flow.confirmation.no
         turn = Turn(node=call.path[-1], kind="offer")
-        heard = await self.listen(session, Listen(no_input_s=4.0), node.prompt.get(language, ""), call,
+        heard = await self.listen(session, self.offer_listen, node.prompt.get(language, ""), call,
                                   call.path[-1], yes.get(language, []) + no.get(language, []))
         self._fill(turn, heard)
         answer = yes_or_no(heard.result.text if heard.result else "", heard.dtmf, yes, no, language)

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ivr.acd import Acd
+from ivr.admin_api import admin_router
 from ivr.auth import BAD_CREDENTIALS, CALL_TAKERS, LoginThrottled, User, UserRole, UserStore, require
 from ivr.config import Settings
 from ivr.desk import (
@@ -54,7 +55,7 @@ from ivr.wall import Wall
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGES = {"agent": "agent.html", "field": "field.html", "supervisor": "supervisor.html"}
+PAGES = {"agent": "agent.html", "field": "field.html", "supervisor": "supervisor.html", "admin": "admin.html"}
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 """Call and agent ids in paths (they become parts of Redis keys)."""
 
@@ -184,6 +185,10 @@ def create_app(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None
     @app.websocket("/ws")
     async def socket_endpoint(websocket: WebSocket, token: str = "") -> None:
         await hub.serve(websocket, token)
+
+    # --- the flow editor (admins): ivr/admin_api.py
+
+    app.include_router(admin_router(settings, redis))
 
     # --- pages
 

@@ -250,6 +250,7 @@ export async function api(path, { method = 'GET', body, quiet = false } = {}) {
     const message = detailMessage(data) || `${response.status} ${response.statusText || 'error'}`.trim();
     if (response.status === 401 && path !== '/api/login') sessionExpired(message);
     const error = new ApiError(response.status, message);
+    error.data = data; // the whole error body: e.g. a 422's "problems", a 409's "live"
     if (!quiet) showError(message);
     throw error;
   }

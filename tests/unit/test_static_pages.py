@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "ivr" / "static"
-PAGES = ["agent.html", "field.html", "supervisor.html"]
+PAGES = ["agent.html", "field.html", "supervisor.html", "admin.html"]
 TESTIDS_MD = ROOT.parent / "shared" / "contracts" / "web_testids.md"
 
 
