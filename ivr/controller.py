@@ -48,7 +48,7 @@ from ivr.customers import Contact, Customer, CustomerStore
 from ivr.flow import Flow, load_flow
 from ivr.flowstore import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
 from ivr.navigator import Decision, Navigator, Speech
-from ivr.store import CallStore
+from ivr.store import CallStore, reconnecting
 from ivr.validation import Context, load_context
 from ivr.web import serve_web
 
@@ -109,7 +109,7 @@ class Controller:
         # reconnecting must neither fail their handshakes nor take the connections call handling needs.
         self.web_redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
             self.settings.redis_url, max_connections=64, timeout=5, socket_timeout=2, socket_connect_timeout=1,
-            decode_responses=True))
+            decode_responses=True, retry=reconnecting()))
         self.web = serve_web(self.settings, self.web_redis, self.acd)
 
     async def stop(self) -> None:

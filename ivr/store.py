@@ -14,6 +14,8 @@ from dataclasses import asdict
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ivr.calls import CallRecord, Turn
@@ -25,6 +27,12 @@ CONTROLLER_KEY = "ivr:controller"
 CALLBACKS_STREAM = "ivr:callbacks"
 
 
+def reconnecting() -> Retry:
+    """Retry a command twice, quickly, on a dropped connection: after Redis restarts, every pooled
+    connection is dead, and without this the first command on each fails (a lost save, a 500 page)."""
+    return Retry(ExponentialBackoff(cap=0.2, base=0.01), 2)
+
+
 def call_key(call_id: str) -> str:
     return f"ivr:call:{call_id}"
 
@@ -32,7 +40,8 @@ def call_key(call_id: str) -> str:
 class CallStore:
     def __init__(self, url: str, ttl_s: int) -> None:
         # Short timeouts: a hung Redis must not hold a caller.
-        self.redis = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
+        self.redis = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True,
+                                       retry=reconnecting())
         self.ttl_s = ttl_s
         self._failing: set[str] = set()
 
