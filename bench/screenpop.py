@@ -424,17 +424,12 @@ def _pop_summary(rows: list[dict[str, Any]], failures: list[str], asked: int, wa
 
 def desktop_app() -> Any:
     """The web app as the controller serves it (uvicorn --factory), its hub timed from inside for the bench."""
-    import redis.asyncio as aioredis
-
     from ivr.config import load_settings
     from ivr.screenpop import POPS_CHANNEL
-    from ivr.web import create_app
+    from ivr.web import create_app, web_redis
 
     settings = load_settings()
-    # As the controller makes its client (ivr.store.CallStore).
-    redis = aioredis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                              decode_responses=True)
-    app = create_app(settings, redis)
+    app = create_app(settings, web_redis(settings))  # the Redis connections the controller gives its web side
     hub = app.state.hub
     handled: list[tuple[float, float, float]] = []  # (sent_at, hub got it, hub done)
     original = hub.handle
@@ -936,7 +931,8 @@ NOTES = [
     "hub.redis_to_hub_ms: sent_at to the hub starting on that pop (bench code wraps Hub.handle in the server "
     "process); hub_fanout_ms: Hub.handle itself; the client's receipt minus the hub's end is socket + client.",
     "Reconnect storms: every desktop's socket opens at the same time with the page's retry schedule "
-    "(restart: first try after ~1 s; online: at once), no client-side gate; refused = handshakes answered 500.",
+    "(restart: first try after ~1 s; online: at once), no client-side gate; refused = a handshake answered 500, "
+    "or closed 1013 'busy: reconnect' by the hub (it waits up to 5 s for a Redis connection).",
 ]
 
 
@@ -961,16 +957,16 @@ def diagnosis(data: dict[str, Any]) -> list[str]:
                    f"({1e6 * cpu / r['n']:.0f} us a pop) on one event loop, so the last pops wait for the first: "
                    f"sent -> hub starts on it p95 {r['hub']['redis_to_hub_ms']['p95']} ms, hub done p95 "
                    f"{r['hub']['sent_to_hub_done_ms']['p95']} ms, client receipt p95 {r['p95']} ms. Hub.handle took "
-                   f"{handle:.3f} s of it; per pop it grows with the sockets connected (in-process, us: "
-                   f"{costs['handle']} by N; {costs['handle_1']} with one socket): each pop checks every socket. "
-                   f"JSON parse {costs['parse']} us, deflate {costs['deflate']} us a pop. Estimate, not measured: "
-                   f"without the per-socket scan (~{scan:.2f} s a burst) a burst would cost ~{cpu - scan:.2f} s.")
+                   f"{handle:.3f} s of it (in-process, us a pop by N: {costs['handle']}; {costs['handle_1']} with one "
+                   f"socket; beyond that, ~{scan:.2f} s a burst). JSON parse {costs['parse']} us, deflate "
+                   f"{costs['deflate']} us a pop: the rest is the event loop's work per message (one process).")
     for storm in data.get("desktops_reconnect_storm", {}).values():
         if storm["refused_handshakes"]:
             out.append(f"reconnect storm ({storm['kind']}, N={storm['n']}): {storm['refused_handshakes']} handshakes "
-                       f"refused with HTTP 500 ({storm['server_log']}); all live after "
-                       f"{storm['all_connected_after_s']} s. redis-py 8 pools hold at most 100 connections and raise "
-                       "MaxConnectionsError beyond (no waiting); Hub.serve reads the session from Redis per handshake.")
+                       f"refused ({storm['server_log']}); all live after "
+                       f"{storm['all_connected_after_s']} s. Each handshake reads its session from Redis through "
+                       "the web side's pool (64 connections; a handshake waits up to 5 s for one, else is told to "
+                       "reconnect).")
     return out
 
 

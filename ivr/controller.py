@@ -33,7 +33,6 @@ import signal
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
 from panoramisk.message import Message
 
 from ivr.acd import Acd
@@ -48,9 +47,9 @@ from ivr.customers import Contact, Customer, CustomerStore
 from ivr.flow import Flow, load_flow
 from ivr.flowstore import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
 from ivr.navigator import Decision, Navigator, Speech
-from ivr.store import CallStore, reconnecting
+from ivr.store import CallStore
 from ivr.validation import Context, load_context
-from ivr.web import serve_web
+from ivr.web import serve_web, web_redis
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +104,7 @@ class Controller:
         await self.acd.start()
         await self.agi.start()
         # The agents' and supervisors' pages, in this loop; a busy port is logged and calls go on without them.
-        # The web side gets its own Redis connections, which wait when all are busy: a storm of pages
-        # reconnecting must neither fail their handshakes nor take the connections call handling needs.
-        self.web_redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            self.settings.redis_url, max_connections=64, timeout=5, socket_timeout=2, socket_connect_timeout=1,
-            decode_responses=True, retry=reconnecting()))
+        self.web_redis = web_redis(self.settings)
         self.web = serve_web(self.settings, self.web_redis, self.acd)
 
     async def stop(self) -> None:

@@ -357,6 +357,16 @@ def _listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def web_redis(settings: Settings) -> aioredis.Redis:
+    """The web side's own Redis connections: a storm of pages reconnecting waits for a free connection
+    (instead of failing its handshakes) and cannot take the connections call handling needs."""
+    from ivr.store import reconnecting
+
+    return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=64, timeout=5, socket_timeout=2, socket_connect_timeout=1,
+        decode_responses=True, retry=reconnecting()))
+
+
 def serve_web(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None, app: FastAPI | None = None
               ) -> asyncio.Task[None]:
     """Serve the web app on ``settings.http_host:http_port`` in the running loop; cancel the task to stop.
