@@ -43,6 +43,7 @@ from ivr.customers import Contact, Customer
 from ivr.flow import Hold
 from ivr.routing import AgentState, Offer, Policy, Router, WaitingCall
 from ivr.screenpop import POPS_CHANNEL, build_pop
+from ivr.store import follow_channels
 
 log = logging.getLogger(__name__)
 
@@ -495,26 +496,14 @@ class Acd:
         self._sync(seat, time.time())
 
     async def _presence_feed(self) -> None:
-        """Follow presence changes made elsewhere (CLI, web); reconnect when Redis comes back."""
-        while True:
-            pubsub = self.directory.redis.pubsub()
-            try:
-                await pubsub.subscribe("ivr:presence", COMMANDS_CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    if message.get("channel") == COMMANDS_CHANNEL:
-                        await self.apply_command(json.loads(message["data"]))
-                    else:
-                        await self.apply_presence(json.loads(message["data"]))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("ACD presence feed interrupted (%s); retrying", exc)
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        """Follow presence changes and commands made elsewhere (CLI, web pages)."""
+        async def handle(channel: str, message: dict[str, Any]) -> None:
+            if channel == COMMANDS_CHANNEL:
+                await self.apply_command(message)
+            else:
+                await self.apply_presence(message)
+
+        await follow_channels(self.directory.redis, ("ivr:presence", COMMANDS_CHANNEL), handle, "ACD")
 
     async def apply_command(self, command: dict[str, Any]) -> None:
         """A command from the web pages (ivr:acd:commands); every controller hears it, the one holding the call acts."""

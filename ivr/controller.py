@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -47,7 +46,7 @@ from ivr.customers import Contact, Customer, CustomerStore
 from ivr.flow import Flow, load_flow
 from ivr.flowstore import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
 from ivr.navigator import Decision, Navigator, Speech
-from ivr.store import CallStore
+from ivr.store import CallStore, follow_channels
 from ivr.validation import Context, load_context
 from ivr.web import serve_web, web_redis
 
@@ -192,25 +191,12 @@ class Controller:
 
     async def _flow_feed(self) -> None:
         """Follow publishes (ivr:flows); after a lost subscription, catch up with what went live meanwhile."""
-        while True:
-            pubsub = self.store.redis.pubsub()
-            try:
-                await pubsub.subscribe(FLOWS_CHANNEL)
+        async def handle(_channel: str, message: dict[str, Any]) -> None:
+            if message.get("flow") == FLOW_ID:
                 await self.follow_live_flow()
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    with contextlib.suppress(ValueError, AttributeError):
-                        if json.loads(message["data"]).get("flow") == FLOW_ID:
-                            await self.follow_live_flow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("flow updates interrupted (%s); retrying", exc)
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+
+        await follow_channels(self.store.redis, (FLOWS_CHANNEL,), handle, "flow updates",
+                              on_subscribed=self.follow_live_flow)
 
     # --- a call
 

@@ -30,7 +30,7 @@ from starlette.websockets import WebSocket
 from ivr.agents import PRESENCE_CHANNEL, AgentDirectory
 from ivr.auth import CALL_TAKERS, SUPERVISING, User, UserStore
 from ivr.screenpop import POPS_CHANNEL
-from ivr.store import EVENTS_CHANNEL
+from ivr.store import EVENTS_CHANNEL, follow_channels
 from ivr.wall import MAX_TRACKED, Wall, changed
 
 log = logging.getLogger(__name__)
@@ -278,27 +278,10 @@ class Hub:
 
     async def _listen(self) -> None:
         """The process's one subscription; it comes back when Redis does."""
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(*CHANNELS)
-                self.subscribed.set()
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    try:
-                        await self.handle(message["channel"], json.loads(message["data"]))
-                    except Exception:  # one bad message must not end the feed
-                        log.exception("web hub: message on %s not handled", message.get("channel"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.subscribed.clear()
-                log.warning("web hub: Redis subscription lost (%s); retrying", exc)
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        async def subscribed() -> None:
+            self.subscribed.set()
+
+        await follow_channels(self.redis, CHANNELS, self.handle, "web hub", on_subscribed=subscribed)
 
     async def _watch(self) -> None:
         """Every 0.5 s: the wall to supervisors when it changed; now and then, sessions that ended."""

@@ -7,9 +7,12 @@ on, the failure is logged once per call, and the record catches up on the next s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -31,6 +34,44 @@ def reconnecting() -> Retry:
     """Retry a command twice, quickly, on a dropped connection: after Redis restarts, every pooled
     connection is dead, and without this the first command on each fails (a lost save, a 500 page)."""
     return Retry(ExponentialBackoff(cap=0.2, base=0.01), 2)
+
+
+MessageHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+async def follow_channels(redis: aioredis.Redis, channels: Sequence[str], handle: MessageHandler, what: str,
+                          on_subscribed: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Follow Redis pub/sub ``channels`` for ever: ``handle(channel, message)`` for each JSON message.
+
+    Redis going away is normal (a restart): the subscription comes back, and ``on_subscribed``
+    runs after every (re)subscription so a follower can catch up on what it missed. One bad
+    message is logged and skipped; it never ends the feed.
+    """
+    while True:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(*channels)
+            if on_subscribed is not None:
+                await on_subscribed()
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                try:
+                    data = json.loads(message["data"])
+                    if isinstance(data, dict):
+                        await handle(str(message["channel"]), data)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s: message on %s not handled", what, message.get("channel"))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: Redis subscription lost (%s); retrying", what, exc)
+            await asyncio.sleep(1)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
 
 def call_key(call_id: str) -> str:

@@ -1,7 +1,7 @@
 // Agent desktop (/agent): presence, the screen pop at ring time, and the after-call disposition.
 
 import {
-  $, api, byTestId, connectSocket, el, fetchPop, fill, mergePresence, openCall, parkUnsaved,
+  $, api, resyncCall, byTestId, connectSocket, el, fetchPop, fill, mergePresence, openCall, parkUnsaved,
   renderDisposition, renderPop, ringTitle, setPresence, showPresence, startPage, toast,
 } from './app.js';
 
@@ -86,24 +86,8 @@ function onMessage(message) {
   }
 }
 
-/** On every (re)connect: what may have been missed while the socket was down. */
-async function resync() {
-  let me;
-  try {
-    me = await api('/api/agents/me', { quiet: true });
-  } catch {
-    return;
-  }
-  applyPresence({ status: me.status, reason: me.reason || '', activity: me.activity || '', call_id: me.call_id || '' });
-  const live = me.call_id && ['ringing', 'on_call'].includes(me.activity);
-  if (live && (!state.call || state.call.pop.call_id !== me.call_id)) {
-    const pop = await fetchPop(me.call_id);
-    if (pop) showCall(pop, me.activity);
-  } else if (!live && !state.call && openCall.get()) {
-    const pop = await fetchPop(openCall.get()); // reloaded before saving the wrap-up
-    if (pop) showCall(pop, 'after');
-    else openCall.clear();
-  }
+function resync() {
+  return resyncCall({ current: () => state.call, applyPresence, showCall });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -853,3 +853,28 @@ const baseTitle = document.title;
 export function ringTitle(pop) {
   document.title = pop ? `☎ ${popSummary(pop)} · ${baseTitle}` : baseTitle;
 }
+
+/**
+ * On every (re)connect of /agent and /field: what may have been missed while the socket was down — the
+ * presence, a call ringing or in progress, or a wrap-up left unsaved by a reload.
+ * ``current()`` is the call on screen (or null); ``applyPresence`` and ``showCall`` are the page's own.
+ */
+export async function resyncCall({ current, applyPresence, showCall }) {
+  let me;
+  try {
+    me = await api('/api/agents/me', { quiet: true });
+  } catch {
+    return;
+  }
+  applyPresence({ status: me.status, reason: me.reason || '', activity: me.activity || '', call_id: me.call_id || '' });
+  const live = me.call_id && ['ringing', 'on_call'].includes(me.activity);
+  const call = current();
+  if (live && (!call || call.pop.call_id !== me.call_id)) {
+    const pop = await fetchPop(me.call_id);
+    if (pop) showCall(pop, me.activity);
+  } else if (!live && !call && openCall.get()) {
+    const pop = await fetchPop(openCall.get()); // reloaded before saving the wrap-up
+    if (pop) showCall(pop, 'after');
+    else openCall.clear();
+  }
+}

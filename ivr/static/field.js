@@ -2,7 +2,7 @@
 // answered on the phone's softphone), the pop in one column, and case notes after the call.
 
 import {
-  $, api, byTestId, connectSocket, duration, el, fetchPop, fill, intentLabel, mergePresence, openCall, parkUnsaved, popSummary,
+  $, api, resyncCall, byTestId, connectSocket, duration, el, fetchPop, fill, intentLabel, mergePresence, openCall, parkUnsaved, popSummary,
   renderDisposition, renderPop, ringTitle, setPresence, showPresence, startPage, toast,
 } from './app.js';
 
@@ -69,23 +69,8 @@ function onMessage(message) {
   }
 }
 
-async function resync() {
-  let me;
-  try {
-    me = await api('/api/agents/me', { quiet: true });
-  } catch {
-    return;
-  }
-  applyPresence({ status: me.status, reason: me.reason || '', activity: me.activity || '', call_id: me.call_id || '' });
-  const live = me.call_id && ['ringing', 'on_call'].includes(me.activity);
-  if (live && (!state.call || state.call.pop.call_id !== me.call_id)) {
-    const pop = await fetchPop(me.call_id);
-    if (pop) showCall(pop, me.activity);
-  } else if (!live && !state.call && openCall.get()) {
-    const pop = await fetchPop(openCall.get());
-    if (pop) showCall(pop, 'after');
-    else openCall.clear();
-  }
+function resync() {
+  return resyncCall({ current: () => state.call, applyPresence, showCall });
 }
 
 function showCall(pop, phase) {

@@ -16,25 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.auth import ensure_demo_users, env_key, read_env_file
+from ivr.auth import env_key
 from ivr.config import PROJECT_DIR, Settings
 from ivr.flowstore import FlowStore
 from ivr.simulator import Simulator
 from ivr.store import CONTROLLER_KEY
+from tests.integration.browser import ARTIFACTS, chromium, demo_passwords, shot
+from tests.integration.browser import sign_in as browser_sign_in
 
 pytestmark = pytest.mark.integration
-playwright_api = pytest.importorskip("playwright.async_api")
 
-ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 FLOW = "hotline"
 ORIGINAL = (PROJECT_DIR / "dialplans" / "hotline.yaml").read_text(encoding="utf-8")
 ROUTE = "lost_card: to_cards"
@@ -62,25 +58,13 @@ class HeldCaller(Simulator):
 
 @pytest.fixture(scope="module")
 def admin_password(live_stack: Settings) -> str:
-    async def create() -> Path:
-        client = aioredis.from_url(live_stack.redis_url, decode_responses=True)
-        try:
-            _, path = await ensure_demo_users(client)
-            return path
-        finally:
-            await client.aclose()
-
-    return read_env_file(asyncio.run(create()))[env_key("admin")]
+    return demo_passwords(live_stack)[env_key("admin").removeprefix("IVR_DEMO_PASSWORD_")]
 
 
 @pytest.fixture
 async def browser(live_stack: Settings) -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():  # noqa: ASYNC240  (one stat, before the browser starts)
-        pytest.skip("Debian's chromium is not installed (make setup installs it)")
-    async with playwright_api.async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async for instance in chromium():
+        yield instance
 
 
 @pytest.fixture
@@ -117,22 +101,7 @@ async def controller_runs(client: Any, version: int, timeout: float = 15) -> boo
 
 
 async def sign_in(page: Any, settings: Settings, password: str) -> None:
-    await page.goto(f"http://{settings.http_host}:{settings.http_port}/admin")
-    await page.get_by_test_id("login-username").fill("admin")
-    await page.get_by_test_id("login-password").fill(password)
-    await page.get_by_test_id("login-submit").click()
-    await page.get_by_test_id("login").wait_for(state="hidden", timeout=10_000)
-    await page.locator('[data-testid="ws-status"][data-status="live"]').wait_for(timeout=10_000)
-
-
-async def shot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    await page.mouse.move(0, 0)  # no hover effect in the picture
-    await page.evaluate("window.scrollTo(0, 0)")
-    await page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000  # a rendered page, not a blank one
-    return path
+    await browser_sign_in(page, settings, "/admin", "admin", password)
 
 
 async def checked(page: Any, *states: str) -> None:

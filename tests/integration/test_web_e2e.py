@@ -10,7 +10,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,42 +17,24 @@ import redis.asyncio as aioredis
 
 from ivr.agent_phone import AgentPhone
 from ivr.agents import AgentDirectory, Presence
-from ivr.auth import ensure_demo_users, env_key, read_env_file
-from ivr.config import PROJECT_DIR, Settings
+from ivr.config import Settings
 from ivr.simulator import Simulator
+from tests.integration.browser import chromium, demo_passwords, shot, sign_in
 
 pytestmark = pytest.mark.integration
-playwright_api = pytest.importorskip("playwright.async_api")
 
-ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 VIP_CALLER = "01012345678"  # C1001 김민준: VIP, gyeongsang, loans case owned by F2001
 
 
 @pytest.fixture(scope="module")
 def passwords(live_stack: Settings) -> dict[str, str]:
-    async def create() -> Path:
-        client = aioredis.from_url(live_stack.redis_url, decode_responses=True)
-        try:
-            _, path = await ensure_demo_users(client)
-            return path
-        finally:
-            await client.aclose()
-
-    values = read_env_file(asyncio.run(create()))
-    return {user: values[env_key(user)] for user in ("A1002", "F2001", "S0001")}
+    return demo_passwords(live_stack)
 
 
 @pytest.fixture
 async def browser(live_stack: Settings) -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():  # noqa: ASYNC240  (one stat, before the browser starts)
-        pytest.skip("Debian's chromium is not installed (make setup installs it)")
-    async with playwright_api.async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async for instance in chromium():
+        yield instance
 
 
 @pytest.fixture
@@ -76,27 +57,6 @@ def phone(live_stack: Settings) -> Iterator[Any]:
     yield _start
     for p in started:
         p.stop()
-
-
-def base(settings: Settings) -> str:
-    return f"http://{settings.http_host}:{settings.http_port}"
-
-
-async def sign_in(page: Any, settings: Settings, path: str, username: str, password: str) -> None:
-    await page.goto(base(settings) + path)
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(password)
-    await page.get_by_test_id("login-submit").click()
-    await page.get_by_test_id("login").wait_for(state="hidden", timeout=10_000)
-    await page.locator('[data-testid="ws-status"][data-status="live"]').wait_for(timeout=10_000)
-
-
-async def shot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000  # a rendered page, not a blank one
-    return path
 
 
 async def acd_shows(settings: Settings, agent_id: str, shown: str, timeout: float = 10) -> bool:
