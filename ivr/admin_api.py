@@ -1,7 +1,7 @@
 """The flow editor's API (``/api/admin/...``, the admin role only): thin handlers over the flows services.
 
 What the handlers do is in ``ivr.validation`` (checks), ``ivr.flowstore`` (versions, publish, rollback, the
-audit log) and ``ivr.flowsim`` (simulated calls without Asterisk); see /work/shared/contracts/flows_api.md.
+audit log) and ``ivr.flowsim`` (simulated calls without Asterisk); see docs/flows_api.md.
 Here: who may call (admins), request limits, and the shape of the answers the page (ivr/static/admin.js) reads:
 
 - ``POST validate`` answers ``{"ok", "problems": [{severity, message, line, path}], "graph"}``; ``graph`` is

@@ -1,6 +1,6 @@
 """The web side: the agents', field managers' and supervisors' pages, their JSON API and WebSocket.
 
-The contract is /work/shared/contracts/web_api.md (kept with the pages' author). Routes are thin:
+The contract is docs/web_api.md (with docs/web_testids.md for the pages). Routes are thin:
 who may do what is in ``ivr.auth`` (sessions, roles) and ``ivr.desk`` (whose call is whose); what a
 socket is pushed is in ``ivr.hub``; the wall in ``ivr.wall``.
 

@@ -70,7 +70,7 @@ async def acd(redis_db):  # type: ignore[no-untyped-def]
         saved.append((call.call_id, event))
 
     async def render(text: str, language: str) -> Path:
-        return Path("/work/main/run/prompts") / f"{abs(hash(text))}.sln"
+        return Settings().prompts_dir / f"{abs(hash(text))}.sln"
 
     settings = Settings(acd_wrap_up_s=5, acd_ring_timeout_s=15)
     acd = Acd(settings, FakeAmi(), directory, Hold(patience_s=60, offer_before_s=10), save, render=render)  # type: ignore[arg-type]
