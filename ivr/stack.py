@@ -298,6 +298,8 @@ def status(settings: Settings) -> list[Check]:
         Check("controller", running_pid(settings, "controller") is not None,
               f"pid {running_pid(settings, 'controller')}, FastAGI {settings.agi_host}:{settings.agi_port} "
               f"{'open' if port_open(settings.agi_host, settings.agi_port) else 'closed'}"),
+        Check("web", port_open(settings.http_host, settings.http_port),
+              f"http://{settings.http_host}:{settings.http_port}/agent /field /supervisor /admin"),
     ]
     return checks
 
