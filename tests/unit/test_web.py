@@ -58,12 +58,6 @@ async def app(redis_db, tmp_path: Path):  # type: ignore[no-untyped-def]
     return app
 
 
-@pytest.fixture
-async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-        yield http
-
-
 async def login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
     reply = await client.post("/api/login", json={"username": username, "password": PASSWORD})
     assert reply.status_code == 200, reply.text
