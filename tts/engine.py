@@ -85,24 +85,38 @@ def synthesize(text: str, voice: str, rate: int) -> Waveform:
         # The driver silently skips empty text and writes no file.
         raise ValueError("cannot synthesize empty text")
     with _lock:
-        engine = _get_engine()
-        fd, wav_path = tempfile.mkstemp(prefix="tts-", suffix=".wav")
-        os.close(fd)
+        # Seen rarely under load: the driver reports success but the file holds no audio yet. One more
+        # try almost always gets it; an empty prompt is never returned (it would be cached as silence).
+        for attempt in (1, 2, 3):
+            wave = _synthesize_once(text, voice, rate)
+            if len(wave.samples):
+                return wave
+            logger.warning("espeak-ng gave an empty rendering of %r (voice %s), try %d of 3", text, voice, attempt)
+        raise SynthesisError(f"espeak-ng produced no audio for {text!r} (voice {voice!r}) three times")
+
+
+def _synthesize_once(text: str, voice: str, rate: int) -> Waveform:
+    engine = _get_engine()
+    fd, wav_path = tempfile.mkstemp(prefix="tts-", suffix=".wav")
+    os.close(fd)
+    try:
+        os.unlink(wav_path)  # the driver creates the file; its absence then means failure
+        _errors.clear()
+        engine.setProperty("voice", voice)
+        engine.setProperty("rate", rate)
+        engine.save_to_file(text, wav_path)
+        _run(engine)
+        if _errors:
+            raise SynthesisError(f"espeak-ng failed for voice {voice!r}: {_errors[0]}") from _errors[0]
+        if not os.path.exists(wav_path):
+            raise SynthesisError(f"espeak-ng produced no audio for {text!r} (voice {voice!r})")
         try:
-            os.unlink(wav_path)  # the driver creates the file; its absence then means failure
-            _errors.clear()
-            engine.setProperty("voice", voice)
-            engine.setProperty("rate", rate)
-            engine.save_to_file(text, wav_path)
-            _run(engine)
-            if _errors:
-                raise SynthesisError(f"espeak-ng failed for voice {voice!r}: {_errors[0]}") from _errors[0]
-            if not os.path.exists(wav_path):
-                raise SynthesisError(f"espeak-ng produced no audio for {text!r} (voice {voice!r})")
             return _read_wav(wav_path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(wav_path)
+        except (wave.Error, EOFError):  # a header not yet complete: counts as an empty try
+            return Waveform(samples=np.zeros(0, dtype=np.int16), sample_rate=22050)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(wav_path)
 
 
 def _run(engine: Any) -> None:

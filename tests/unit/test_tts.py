@@ -168,3 +168,16 @@ async def test_render_async_keeps_the_event_loop_running(
     assert path.read_bytes() == np.full(8000, 1000, dtype="<i2").tobytes()
     assert ticks >= 10, "the loop was blocked while rendering"
     assert threads and threads[0].startswith("tts-render")
+
+
+def test_an_empty_rendering_is_retried_and_never_returned(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tts import engine as tts_engine
+
+    real = tts_engine.Waveform(samples=np.ones(800, dtype=np.int16), sample_rate=8000)
+    empty = tts_engine.Waveform(samples=np.zeros(0, dtype=np.int16), sample_rate=8000)
+    tries = iter([empty, real])
+    monkeypatch.setattr(tts_engine, "_synthesize_once", lambda text, voice, rate: next(tries))
+    assert tts_engine.synthesize("안녕하세요", "ko", 160) is real
+    monkeypatch.setattr(tts_engine, "_synthesize_once", lambda text, voice, rate: empty)
+    with pytest.raises(tts_engine.SynthesisError, match="three times"):
+        tts_engine.synthesize("안녕하세요", "ko", 160)
