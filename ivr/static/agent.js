@@ -1,7 +1,7 @@
 // Agent desktop (/agent): presence, the screen pop at ring time, and the after-call disposition.
 
 import {
-  $, api, resyncCall, byTestId, connectSocket, el, fetchPop, fill, mergePresence, openCall, parkUnsaved,
+  $, api, dispositionSaved, resyncCall, byTestId, connectSocket, el, fetchPop, fill, mergePresence, openCall, parkUnsaved,
   renderDisposition, renderPop, ringTitle, setPresence, showPresence, startPage, toast,
 } from './app.js';
 
@@ -133,16 +133,7 @@ function setPhase(phase) {
     const mine = call;
     call.form = renderDisposition(call.pop, {
       templates: state.templates,
-      onSaved: () => {
-        mine.saved = true;
-        if (state.call === mine) {
-          openCall.clear();
-          setPhase('done');
-        } else if (mine.unpark) {
-          mine.unpark();
-        }
-        toast('Disposition saved');
-      },
+      onSaved: dispositionSaved(mine, { current: () => state.call, done: () => setPhase('done'), message: 'Disposition saved' }),
     });
     call.slot.append(call.form);
     const first = call.form.querySelector('input[type=radio]');

@@ -878,3 +878,20 @@ export async function resyncCall({ current, applyPresence, showCall }) {
     else openCall.clear();
   }
 }
+
+/**
+ * What saving a disposition does on /agent and /field: the call on screen moves on (``done``); a call
+ * parked meanwhile (a new one rang before the form was saved) comes back.
+ */
+export function dispositionSaved(call, { current, done, message }) {
+  return () => {
+    call.saved = true;
+    if (current() === call) {
+      openCall.clear();
+      done();
+    } else if (call.unpark) {
+      call.unpark();
+    }
+    toast(message);
+  };
+}

@@ -2,7 +2,7 @@
 // answered on the phone's softphone), the pop in one column, and case notes after the call.
 
 import {
-  $, api, resyncCall, byTestId, connectSocket, duration, el, fetchPop, fill, intentLabel, mergePresence, openCall, parkUnsaved, popSummary,
+  $, api, dispositionSaved, resyncCall, byTestId, connectSocket, duration, el, fetchPop, fill, intentLabel, mergePresence, openCall, parkUnsaved, popSummary,
   renderDisposition, renderPop, ringTitle, setPresence, showPresence, startPage, toast,
 } from './app.js';
 
@@ -126,16 +126,7 @@ function setPhase(phase) {
     call.form = renderDisposition(call.pop, {
       templates: null,
       notesLabel: 'Case notes',
-      onSaved: () => {
-        mine.saved = true;
-        if (state.call === mine) {
-          openCall.clear();
-          setPhase('done');
-        } else if (mine.unpark) {
-          mine.unpark();
-        }
-        toast('Case notes saved');
-      },
+      onSaved: dispositionSaved(mine, { current: () => state.call, done: () => setPhase('done'), message: 'Case notes saved' }),
     });
     $('#notes-slot').append(call.form); // right under the call card, near the top
   }
