@@ -42,7 +42,7 @@ async def _asterisk(port: int, ids: list[str], pcm_path: str) -> None:
     one 20 ms frame per call per tick from a single clock (Asterisk is not N Python timers)."""
     import uuid
 
-    from ivr.audiosocket import Frame, Kind
+    from ivr.telephony.audiosocket import Frame, Kind
 
     speech = Path(pcm_path).read_bytes()
     audio = bytes(8000) + speech + bytes(16000 * 4)  # 0.5 s silence, speech, up to 4 s silence
@@ -77,10 +77,10 @@ async def _asterisk(port: int, ids: list[str], pcm_path: str) -> None:
 
 async def run_level(n: int, pcm_path: str) -> dict[str, Any]:
     from asr import default_registry
-    from ivr.audiosocket import AudioSocketServer
-    from ivr.calls import CallRecord
-    from ivr.flow import AskNode, load_flow
-    from ivr.navigator import Navigator, Speech
+    from ivr.records.call import CallRecord
+    from ivr.telephony.audiosocket import AudioSocketServer
+    from ivr.voice.flow import AskNode, load_flow
+    from ivr.voice.navigator import Navigator, Speech
     from tts import PromptRenderer
 
     flow = load_flow(Path(__file__).resolve().parents[1] / "dialplans" / "hotline.yaml")

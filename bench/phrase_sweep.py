@@ -12,7 +12,7 @@ and measures:
   comes back with `result.phrase` a phrase of the right intent, over voices x rates, with the
   FULL main-menu grammar (every in-vocabulary phrase of every intent, plus the finish phrases and
   the no phrases the flow adds for corrections); and which wrong intent it lands on otherwise.
-  "flow" also counts what ivr.understanding.understand() makes of the n-best (act or confirm on
+  "flow" also counts what ivr.voice.understanding.understand() makes of the n-best (act or confirm on
   the right intent), since the flow matches content words rather than exact phrases.
 * Reliable: a hit with voice 'ko' at every rate, and also with the espeak-ng command line the
   integration tests use (`espeak-ng -v ko -s 140`, resampled to 8 kHz with soxr).
@@ -51,8 +51,8 @@ import vosk
 from asr import Grammar, LoadedModel, Result, TurnRecognizer, build_grammar, default_registry, normalize_phrase
 from bench.asr_prompt_sweep import CHANNELS, DEMO_PHRASES, recognize
 from bench.common import OUT
-from ivr.navigator import hypotheses
-from ivr.understanding import Action, IntentPhrases, TurnContext, understand
+from ivr.voice.navigator import hypotheses
+from ivr.voice.understanding import Action, IntentPhrases, TurnContext, understand
 from tts import PromptRenderer
 from tts.pcm import to_telephone_pcm
 
@@ -473,7 +473,7 @@ class Sweep:
 
 
 def yes_or_no_answer(text: str, yes: dict[str, list[str]], no: dict[str, list[str]]) -> str | None:
-    from ivr.understanding import yes_or_no
+    from ivr.voice.understanding import yes_or_no
 
     answer = yes_or_no(text, "", yes, no, "ko")
     return None if answer is None else ("yes" if answer else "no")
@@ -708,7 +708,7 @@ def main() -> None:
         "channel": args.channel,
         "max_alternatives": args.max_alternatives,
         "hit": "result.phrase is a grammar phrase of the caller's intent",
-        "flow_hit": "ivr.understanding.understand() acts or confirms on the caller's intent",
+        "flow_hit": "ivr.voice.understanding.understand() acts or confirms on the caller's intent",
         "reliable": f"hit with voice {DEFAULT_VOICE} at every rate of {rates} and with the CLI",
     }
 

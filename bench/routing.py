@@ -1,6 +1,6 @@
 """Routing benchmark: the routing core at contact-centre scale, and a simulated day against Asterisk's queues.
 
-1. Decisions. A Router (ivr.routing) with 10,000 agents (8 skills, proficiency spread, Korean plus ~10 %
+1. Decisions. A Router (ivr.routing.router) with 10,000 agents (8 skills, proficiency spread, Korean plus ~10 %
    English, 4 dialects, 15 % VIP-eligible, case owners) and 1,000 calls waiting, most agents busy. The
    floor keeps moving (28 to 42 calls a second arrive and as many agents come free, as in a centre that
    size) while each router call is timed with perf_counter_ns, gc enabled: a call arriving (enqueue), an
@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from bench.common import percentile, report
-from ivr.routing import AgentState, Level, Offer, Policy, Router, WaitingCall
+from ivr.routing.router import AgentState, Level, Offer, Policy, Router, WaitingCall
 
 SEED = 20261122
 
@@ -325,7 +325,7 @@ def acd_throughput(floor: Floor, seconds: int = 60, changes_per_s: int = 100, ra
                 if kind == "answered":
                     floor.timed("answered", partial(floor.router.answered, offer.call_id))
                     floor.calls.pop(offer.call_id, None)
-                else:  # the ACD puts the agent not ready and the call back in its place, as ivr.acd does
+                else:  # the ACD puts the agent not ready and the call back in its place, as ivr.routing.acd does
                     call = floor.calls[offer.call_id]
                     floor.timed("rona", partial(floor.router.set_ready, offer.agent_id, False, floor.now,
                                                 "not_ready: rona"))
@@ -456,7 +456,7 @@ class Engine(Protocol):
 
 
 class RouterEngine:
-    """ivr.routing.Router as the ACD drives it: offers ring one agent and, in the simulation, are always answered."""
+    """The pure Router as the ACD drives it: offers ring one agent and, in the simulation, are always answered."""
 
     def __init__(self, agents: Sequence[AgentState], policy: Policy) -> None:
         self.router = Router(policy)

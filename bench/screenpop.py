@@ -11,8 +11,8 @@
    goes: Asterisk -> the controller built the pop (the pop's ``offered_at``) -> a Redis subscriber of
    ``ivr:pops`` here -> the page's WebSocket ``message`` event (a listener added before the page's own)
    -> the DOM -> the frame.
-2. Desktops. A separate web process (uvicorn running ``ivr.web.create_app``, as the controller configures
-   it) over a private Redis, N agents signed in through ``ivr.auth`` (sessions in Redis), N WebSocket
+2. Desktops. A separate web process (uvicorn running ``ivr.web.app.create_app``, as the controller configures
+   it) over a private Redis, N agents signed in through ``ivr.web.auth`` (sessions in Redis), N WebSocket
    clients (the ``websockets`` library, permessage-deflate on as browsers do) in client processes. For N in
    DESKTOP_STEPS (stopping when p95 passes 250 ms or connections fail): bursts of one realistic pop per
    agent published on ``ivr:pops``, each carrying ``sent_at``; latency = receipt in the client - sent_at.
@@ -159,7 +159,7 @@ def _dist(values: list[float]) -> dict[str, Any]:
 
 def _controller_env(settings: Any) -> dict[str, str | None]:
     """The ACD settings the running controller was started with (to put back afterwards)."""
-    from ivr import stack
+    from ivr.ops import stack
 
     found: dict[str, str | None] = dict.fromkeys(BENCH_CONTROLLER_ENV)
     pid = stack.running_pid(settings, "controller")
@@ -173,7 +173,7 @@ def _controller_env(settings: Any) -> dict[str, str | None]:
 
 
 def _restart_controller(settings: Any, env: dict[str, str | None]) -> None:
-    from ivr import stack
+    from ivr.ops import stack
 
     for key, value in env.items():
         if value is None:
@@ -188,11 +188,11 @@ async def _prepare_data(settings: Any) -> tuple[str, str]:
     """Demo customers and agents (every agent offline), the bench caller, A1002's web user: (username, password)."""
     import redis.asyncio as aioredis
 
-    from ivr.agents import AgentDirectory, Presence
-    from ivr.auth import ensure_demo_users, env_key, read_env_file
     from ivr.config import PROJECT_DIR
-    from ivr.customers import Case, Contact, Customer, CustomerStore, load_rows
-    from ivr.importing import AGENTS
+    from ivr.routing.agents import AgentDirectory, Presence
+    from ivr.routing.customers import Case, Contact, Customer, CustomerStore, load_rows
+    from ivr.routing.importing import AGENTS
+    from ivr.web.auth import ensure_demo_users, env_key, read_env_file
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
@@ -242,7 +242,7 @@ async def _drop_bench_customer(client: Any) -> None:
 
 async def _agent_free(client: Any, directory: Any) -> bool:
     """A1002 is ready (set again if something took it away) and the ACD sees the phone idle."""
-    from ivr.agents import Presence
+    from ivr.routing.agents import Presence
 
     presence = await directory.presence(AGENT)
     if presence["status"] != Presence.READY.value:
@@ -269,13 +269,13 @@ async def pop_latency(calls: int) -> dict[str, Any]:
     import redis.asyncio as aioredis
     from playwright.async_api import async_playwright
 
-    from ivr import stack
-    from ivr.agent_phone import AgentPhone
-    from ivr.agents import AgentDirectory, Presence
-    from ivr.ami import AmiClient
     from ivr.config import load_settings
-    from ivr.screenpop import POPS_CHANNEL
-    from ivr.simulator import Simulator
+    from ivr.ops import stack
+    from ivr.routing.agents import AgentDirectory, Presence
+    from ivr.routing.screenpop import POPS_CHANNEL
+    from ivr.sim.agent_phone import AgentPhone
+    from ivr.sim.simulator import Simulator
+    from ivr.telephony.ami import AmiClient
 
     settings = load_settings()
     before = _controller_env(settings)
@@ -425,8 +425,8 @@ def _pop_summary(rows: list[dict[str, Any]], failures: list[str], asked: int, wa
 def desktop_app() -> Any:
     """The web app as the controller serves it (uvicorn --factory), its hub timed from inside for the bench."""
     from ivr.config import load_settings
-    from ivr.screenpop import POPS_CHANNEL
-    from ivr.web import create_app, web_redis
+    from ivr.routing.screenpop import POPS_CHANNEL
+    from ivr.web.app import create_app, web_redis
 
     settings = load_settings()
     app = create_app(settings, web_redis(settings))  # the Redis connections the controller gives its web side
@@ -478,9 +478,9 @@ def _cpu_s(pid: int) -> float:
 
 def realistic_pop() -> dict[str, Any]:
     """A pop as build_pop makes it for a known caller: two spoken turns, routing reasons, 10 contacts."""
-    from ivr.calls import CallRecord, Turn
-    from ivr.customers import Case, Contact, Customer
-    from ivr.screenpop import build_pop
+    from ivr.records.call import CallRecord, Turn
+    from ivr.routing.customers import Case, Contact, Customer
+    from ivr.routing.screenpop import build_pop
 
     now = time.time()
     customer = Customer(
@@ -504,7 +504,7 @@ def realistic_pop() -> dict[str, Any]:
 async def _make_sessions(redis_url: str, count: int) -> list[str]:
     import redis.asyncio as aioredis
 
-    from ivr.auth import User, UserRole, UserStore
+    from ivr.web.auth import User, UserRole, UserStore
 
     client = aioredis.from_url(redis_url, decode_responses=True)
     users = UserStore(client)
@@ -529,7 +529,7 @@ def _desktop_worker(url: str, origin: str, tokens: list[str], conn: Any, how: di
 
 async def _desktops(url: str, origin: str, tokens: list[str], conn: Any, how: dict[str, Any]) -> None:
     """``how``: ``at_once`` sockets opening at a time, ``compression`` ("deflate" as browsers, or None), and
-    ``storm``: every desktop reconnecting at the same time, retrying as the page does (ivr/static/app.js: after
+    ``storm``: every desktop reconnecting at the same time, retrying as the page does (ivr/web/static/app.js: after
     a close, 2^attempt s x 0.75-1.25): "restart" = the web process restarted (first try after ~1 s, then ~2 s,
     ~4 s, ...), "online" = the browsers' ``online`` event after a network blip (first try at once, then ~1 s,
     ~2 s, ...)."""
@@ -729,7 +729,7 @@ class DesktopRig:
 
     def publish(self, agents: list[int], pop_json: str) -> float:
         """One pop per listed agent, in one pipeline; every pop's sent_at is the moment it is sent."""
-        from ivr.screenpop import POPS_CHANNEL
+        from ivr.routing.screenpop import POPS_CHANNEL
 
         rest = pop_json[1:]  # the pop's keys after the ones set here ({"sent_at" first: cheap for clients to find)
         pipe = self.redis.pipeline(transaction=False)
@@ -845,9 +845,9 @@ def fanout_costs(steps: tuple[int, ...], pop_json: str) -> dict[str, Any]:
     """
     import zlib
 
-    from ivr.auth import User, UserRole
-    from ivr.hub import SEND_QUEUE_MAX, Client, Hub
-    from ivr.screenpop import POPS_CHANNEL
+    from ivr.routing.screenpop import POPS_CHANNEL
+    from ivr.web.auth import User, UserRole
+    from ivr.web.hub import SEND_QUEUE_MAX, Client, Hub
 
     async def measure(n: int) -> float:
         hub = Hub(None, None, None, [])  # type: ignore[arg-type]
@@ -923,7 +923,7 @@ NOTES = [
     "page's DOM (MutationObserver, Date.now()); one machine, one clock. pop_frame_* is to the next animation frame.",
     "Calls are sequential, one agent (A1002, pyVoIP phone answering after 0.5 s), headless Chromium on the same "
     "2-core machine as Asterisk, Redis and the controller; the first call warms up and is not counted.",
-    "Desktops: a separate uvicorn process running ivr.web.create_app (the controller's web app alone, not the "
+    "Desktops: a separate uvicorn process running ivr.web.app.create_app (the controller's web app alone, not the "
     "controller) over a private redis-server; the WebSocket clients run in client processes on the SAME machine "
     "and share its cores with the server, so their receive delay is inside the numbers.",
     "Desktop bursts publish one pop per desktop at once on ivr:pops (a worst case: every agent's phone ringing in "

@@ -37,10 +37,10 @@ def raw_vosk(seconds_of_audio: float = 60.0) -> dict[str, float]:
 
 
 async def call_setup(calls: int) -> dict[str, Any]:
-    from ivr import stack
-    from ivr.ami import AmiClient
     from ivr.config import load_settings
-    from ivr.simulator import Simulator
+    from ivr.ops import stack
+    from ivr.sim.simulator import Simulator
+    from ivr.telephony.ami import AmiClient
 
     settings = load_settings()
     stack.up(settings)

@@ -17,7 +17,7 @@ from ivr.config import load_settings
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from ivr.importing import ImportResult
+    from ivr.routing.importing import ImportResult
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ def serve(log_level: str = "INFO") -> None:
 @app.command()
 def setup() -> None:
     """Generate per-machine secrets and the Asterisk includes (idempotent)."""
-    from ivr.provision import provision, relative
+    from ivr.ops.provision import provision, relative
 
     for path in provision(load_settings()):
         typer.echo(f"wrote {relative(path)}")
@@ -55,7 +55,7 @@ def setup() -> None:
 @app.command()
 def up(controller: bool = typer.Option(True, help="start the controller too")) -> None:
     """Start Redis, Asterisk and the controller in the background."""
-    from ivr import stack
+    from ivr.ops import stack
 
     try:
         stack.up(load_settings(), controller=controller)
@@ -67,7 +67,7 @@ def up(controller: bool = typer.Option(True, help="start the controller too")) -
 @app.command()
 def down() -> None:
     """Stop the controller, Asterisk and Redis."""
-    from ivr import stack
+    from ivr.ops import stack
 
     stack.down(load_settings())
     typer.echo("stack stopped")
@@ -76,7 +76,7 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """What is running."""
-    from ivr import stack
+    from ivr.ops import stack
 
     checks = stack.status(load_settings())
     _print_checks(checks)
@@ -86,7 +86,7 @@ def status() -> None:
 @app.command()
 def doctor() -> None:
     """Check every component and say precisely what is missing and how to fix it."""
-    from ivr import stack
+    from ivr.ops import stack
 
     checks = stack.doctor(load_settings())
     _print_checks(checks)
@@ -111,12 +111,12 @@ def call(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Place a simulated call through the real Asterisk and print its record."""
-    from ivr.simulator import SimulationError, Simulator, summary
+    from ivr.sim.simulator import SimulationError, Simulator, summary
 
     settings = load_settings()
     try:
         if sip:
-            from ivr.sip_caller import SipCaller
+            from ivr.sim.sip_caller import SipCaller
 
             record = SipCaller(settings).run(caller, audio or [], dtmf or [], until=until, timeout=timeout,
                                              barge_in=barge_in)
@@ -197,7 +197,7 @@ def _with_redis(work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
 
 async def _audit(client: aioredis.Redis, action: str, target: str, detail: str) -> None:
     """Record an administrative change in the audit log (ivr audit), as the user running the command."""
-    from ivr.flowstore import AuditLog, current_user
+    from ivr.voice.versions import AuditLog, current_user
 
     await AuditLog(client).record(current_user(), action, target, detail)
 
@@ -219,7 +219,7 @@ def _report_import(file: Path, what: str, result: ImportResult[Any]) -> None:
 @customers_app.command("import")
 def customers_import(file: Path) -> None:
     """Import customers from CSV or JSON: bad rows are reported by line, good rows imported."""
-    from ivr.customers import CustomerStore
+    from ivr.routing.customers import CustomerStore
 
     async def work(client: aioredis.Redis) -> ImportResult[Any]:
         result = await CustomerStore(client, timeout_s=10).import_file(file)
@@ -241,8 +241,8 @@ def customers_show(
     default_patience: Annotated[int, typer.Option(help="patience (s) when neither set nor learned")] = 60,
 ) -> None:
     """Print a customer (by id, else by phone number) with their last 10 contacts and patience, as JSON."""
-    from ivr.crm import crm_from_settings
-    from ivr.customers import CustomerStore
+    from ivr.routing.crm import crm_from_settings
+    from ivr.routing.customers import CustomerStore
 
     async def work(client: aioredis.Redis) -> dict[str, Any] | None:
         crm = crm_from_settings(load_settings())
@@ -268,8 +268,8 @@ def customers_show(
 @agents_app.command("import")
 def agents_import(file: Path) -> None:
     """Import agents (the directory) from CSV or JSON: bad rows are reported by line, good rows imported."""
-    from ivr.agents import AgentDirectory
-    from ivr.importing import AGENTS
+    from ivr.routing.agents import AgentDirectory
+    from ivr.routing.importing import AGENTS
 
     async def work(client: aioredis.Redis) -> ImportResult[Any]:
         result = await AGENTS.run(file, AgentDirectory(client).put)
@@ -288,7 +288,7 @@ def agents_import(file: Path) -> None:
 @agents_app.command("list")
 def agents_list() -> None:
     """The directory: id, name, role, device, skills and presence."""
-    from ivr.agents import AgentDirectory
+    from ivr.routing.agents import AgentDirectory
 
     async def work(client: aioredis.Redis) -> list[tuple[Any, dict[str, Any]]]:
         directory = AgentDirectory(client)
@@ -309,7 +309,7 @@ def agents_presence(
     reason: Annotated[str, typer.Option(help="why not ready (lunch, training, ...)")] = "",
 ) -> None:
     """Set an agent's presence, as their desktop would; the controller's ACD follows at once."""
-    from ivr.agents import AGENT_SETTABLE, AgentDirectory, Presence
+    from ivr.routing.agents import AGENT_SETTABLE, AgentDirectory, Presence
 
     try:
         chosen = Presence(status)
@@ -341,7 +341,7 @@ def agents_phone(
     """A softphone registered as an agent's extension (pyVoIP), for demos and trying routing without a headset."""
     import time
 
-    from ivr.agent_phone import AgentPhone, AgentPhoneError
+    from ivr.sim.agent_phone import AgentPhone, AgentPhoneError
 
     try:
         phone = AgentPhone(load_settings(), extension, answer=answer, talk_s=talk).start()  # type: ignore[arg-type]
@@ -373,8 +373,8 @@ def users_add(
     """Create a web user, or replace one (a new password, role or agent)."""
     from pydantic import ValidationError
 
-    from ivr.agents import AgentDirectory
-    from ivr.auth import CALL_TAKERS, UserRole, UserStore
+    from ivr.routing.agents import AgentDirectory
+    from ivr.web.auth import CALL_TAKERS, UserRole, UserStore
 
     try:
         chosen = UserRole(role)
@@ -425,7 +425,7 @@ def _first_error(exc: Any) -> str:
 @users_app.command("list")
 def users_list() -> None:
     """The web users: username, role, agent, name."""
-    from ivr.auth import UserStore
+    from ivr.web.auth import UserStore
 
     async def work(client: aioredis.Redis) -> list[Any]:
         return await UserStore(client).all()
@@ -438,7 +438,7 @@ def users_list() -> None:
 def users_demo() -> None:
     """Users for the demo agents (dialplans/demo_agents.json) and admin; passwords generated once into
     run/demo_users.env (mode 0600, never committed)."""
-    from ivr.auth import ensure_demo_users
+    from ivr.web.auth import ensure_demo_users
 
     users, path = _with_redis(ensure_demo_users)
     for user in users:
@@ -449,12 +449,12 @@ def users_demo() -> None:
 @dialplan_app.command("schema")
 def dialplan_schema() -> None:
     """Print the flow format's JSON Schema."""
-    from ivr.flow import Flow
+    from ivr.voice.flow import Flow
 
     typer.echo(json.dumps(Flow.model_json_schema(), indent=2, ensure_ascii=False))
 
 
-# --- flows: validate, simulate, publish, history, diff, rollback (ivr.validation, ivr.flowsim, ivr.flowstore)
+# --- flows: validate, simulate, publish, history, diff, rollback (ivr.voice: validation, simulation, versions)
 
 
 def _flow_files(files: list[Path] | None) -> list[Path]:
@@ -504,8 +504,8 @@ def dialplan_validate(
 ) -> None:
     """Check flows: format, graph, a person within two failures, queues/skills/extensions, languages,
     conflicting phrases and keys, words the speech model does not know. Exit 1 on any error."""
-    from ivr.flowsim import CaseError, cases_path, load_cases, run_cases
-    from ivr.validation import load_context, validate_text
+    from ivr.voice.simulation import CaseError, cases_path, load_cases, run_cases
+    from ivr.voice.validation import load_context, validate_text
 
     settings = load_settings()
 
@@ -568,8 +568,8 @@ def dialplan_simulate(
     """Walk a flow without Asterisk: each prompt, what the engine heard, the intent scores, and the route."""
     import dataclasses
 
-    from ivr.flowsim import CaseError, SimStep, customers_from_file, simulate
-    from ivr.validation import validate_text
+    from ivr.voice.simulation import CaseError, SimStep, customers_from_file, simulate
+    from ivr.voice.validation import validate_text
 
     report = validate_text(_read_flow_text(file), str(file))
     if report.flow is None:
@@ -609,7 +609,7 @@ def dialplan_simulate(
                 typer.secho("note: Redis not reachable: every caller is unknown (--customers FILE to use a file)",
                             fg=typer.colors.YELLOW, err=True)
             else:
-                from ivr.customers import CustomerStore
+                from ivr.routing.customers import CustomerStore
 
                 lookup = CustomerStore(client, timeout_s=2)
         try:
@@ -645,7 +645,7 @@ def dialplan_simulate(
 
 
 def _flow_store(client: aioredis.Redis) -> Any:
-    from ivr.flowstore import FlowStore
+    from ivr.voice.versions import FlowStore
 
     return FlowStore(client, settings=load_settings())
 
@@ -659,8 +659,8 @@ def dialplan_publish(
     author: Annotated[str | None, typer.Option(help="who publishes (default: $SUDO_USER or $USER)")] = None,
 ) -> None:
     """Validate, pre-render the prompts and make FILE the live version of its flow, for new calls at once."""
-    from ivr.flowstore import BaseChanged, InvalidFlow, current_user
-    from ivr.validation import validate_text
+    from ivr.voice.validation import validate_text
+    from ivr.voice.versions import BaseChanged, InvalidFlow, current_user
 
     text = _read_flow_text(file)
     parsed = validate_text(text, str(file))
@@ -719,7 +719,7 @@ def dialplan_history(flow: Annotated[str | None, typer.Argument(help="a flow id 
 @dialplan_app.command("diff")
 def dialplan_diff(flow: str, a: int, b: int) -> None:
     """What changed from version A to version B of FLOW (a unified diff)."""
-    from ivr.flowstore import UnknownVersion
+    from ivr.voice.versions import UnknownVersion
 
     async def work(client: aioredis.Redis) -> str:
         return str(await _flow_store(client).diff(flow, a, b))
@@ -739,7 +739,7 @@ def dialplan_rollback(
     author: Annotated[str | None, typer.Option(help="who (default: $SUDO_USER or $USER)")] = None,
 ) -> None:
     """Make version NUMBER of FLOW live again, in one step (as a new version; the history keeps everything)."""
-    from ivr.flowstore import InvalidFlow, UnknownVersion, current_user
+    from ivr.voice.versions import InvalidFlow, UnknownVersion, current_user
 
     async def work(client: aioredis.Redis) -> Any:
         return await _flow_store(client).rollback(flow, number, author or current_user(), comment)
@@ -760,7 +760,7 @@ def audit(count: Annotated[int, typer.Option(help="how many entries, newest firs
     """Who published, rolled back, imported or changed a role, and when."""
     import time as _time
 
-    from ivr.flowstore import AuditLog
+    from ivr.voice.versions import AuditLog
 
     async def work(client: aioredis.Redis) -> list[dict[str, Any]]:
         return await AuditLog(client).entries(count)

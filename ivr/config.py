@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     call_record_ttl_s: int = 7 * 24 * 3600
     fallback_queue: str = "general"
 
-    # --- the ACD (ivr/acd.py)
+    # --- the ACD (ivr/routing/acd.py)
     #: Seconds an agent's phone rings before the call goes to the next agent (and they go not ready).
     acd_ring_timeout_s: int = 15
     #: After-call work before the agent is offered the next call.
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     callback_dial: str = "PJSIP/{number}@trunk"
     default_language: str = "ko"
 
-    # --- the web pages (ivr/web.py): agents' screen pops, presence, the supervisor wall
+    # --- the web pages (ivr/web/app.py): agents' screen pops, presence, the supervisor wall
     #: How long a sign-in lasts (fixed from login, not sliding).
     web_session_ttl_s: int = 8 * 3600
     #: Origins whose pages may open the WebSocket (a cross-site page must not ride an agent's session).

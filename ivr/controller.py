@@ -9,13 +9,13 @@ This module wires the protocols (FastAGI, AudioSocket, AMI) to the services
 3. The navigator walks the flow over that audio and decides on a queue.
 4. We close the AudioSocket (AudioSocket() returns), set ``IVR_ACTION=hold`` and
    ``IVR_QUEUE`` and return: the caller holds in the dialplan's waiting room while the
-   ACD (ivr/acd.py) finds the person. Without agents in the directory (or without AMI),
+   ACD (ivr/routing/acd.py) finds the person. Without agents in the directory (or without AMI),
    ``IVR_QUEUE`` alone sends the call to Asterisk's own queue.
 
 Any failure on the way leaves IVR_QUEUE empty or the fallback queue: the
 dialplan sends the caller to a person.
 
-The flow is the live version in Redis (ivr.flowstore; seeded from dialplans/hotline.yaml, which is
+The flow is the live version in Redis (ivr.voice.versions; seeded from dialplans/hotline.yaml, which is
 also what runs while Redis is unreachable). A publish reaches us on ``ivr:flows``: the new version is
 validated, its prompts rendered, and it takes the calls that start from then on; a call keeps the
 navigator (and so the version) it started with.
@@ -34,21 +34,21 @@ from typing import Any
 
 from panoramisk.message import Message
 
-from ivr.acd import Acd
-from ivr.agents import AgentDirectory
-from ivr.agi import AgiSession, CallHungUp, FastAgiServer
-from ivr.ami import AmiClient
-from ivr.audiosocket import AudioSession, AudioSocketServer
-from ivr.calls import CallRecord, Outcome
 from ivr.config import Settings, asterisk_path
-from ivr.crm import crm_from_settings
-from ivr.customers import Contact, Customer, CustomerStore
-from ivr.flow import Flow, load_flow
-from ivr.flowstore import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
-from ivr.navigator import Decision, Navigator, Speech
-from ivr.store import CallStore, follow_channels
-from ivr.validation import Context, load_context
-from ivr.web import serve_web, web_redis
+from ivr.records.call import CallRecord, Outcome
+from ivr.records.store import CallStore, follow_channels
+from ivr.routing.acd import Acd
+from ivr.routing.agents import AgentDirectory
+from ivr.routing.crm import crm_from_settings
+from ivr.routing.customers import Contact, Customer, CustomerStore
+from ivr.telephony.agi import AgiSession, CallHungUp, FastAgiServer
+from ivr.telephony.ami import AmiClient
+from ivr.telephony.audiosocket import AudioSession, AudioSocketServer
+from ivr.voice.flow import Flow, load_flow
+from ivr.voice.navigator import Decision, Navigator, Speech
+from ivr.voice.validation import Context, load_context
+from ivr.voice.versions import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
+from ivr.web.app import serve_web, web_redis
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Controller:
         self.calls_handled = 0
         self._background: set[asyncio.Future[bool]] = set()
         self.web: asyncio.Task[None] | None = None
-        """The web pages' server (ivr/web.py), once started."""
+        """The web pages' server (ivr/web/app.py), once started."""
         self._flow_updates: asyncio.Task[None] | None = None
 
     # --- lifecycle

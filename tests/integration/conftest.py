@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from ivr import stack
-from ivr.ami import AmiClient
 from ivr.config import Settings, load_settings
-from ivr.provision import provision
-from ivr.simulator import Simulator
+from ivr.ops import stack
+from ivr.ops.provision import provision
+from ivr.sim.simulator import Simulator
+from ivr.telephony.ami import AmiClient
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +49,10 @@ async def _import_demo_data(settings: Settings) -> None:
     """The demo customers and agents; every agent starts offline (a test says who is ready)."""
     import redis.asyncio as aioredis
 
-    from ivr.agents import AgentDirectory, Presence
     from ivr.config import PROJECT_DIR
-    from ivr.customers import CustomerStore, load_rows
-    from ivr.importing import AGENTS
+    from ivr.routing.agents import AgentDirectory, Presence
+    from ivr.routing.customers import CustomerStore, load_rows
+    from ivr.routing.importing import AGENTS
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:

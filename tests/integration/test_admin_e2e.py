@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.auth import env_key
 from ivr.config import PROJECT_DIR, Settings
-from ivr.flowstore import FlowStore
-from ivr.simulator import Simulator
-from ivr.store import CONTROLLER_KEY
+from ivr.records.store import CONTROLLER_KEY
+from ivr.sim.simulator import Simulator
+from ivr.voice.versions import FlowStore
+from ivr.web.auth import env_key
 from tests.integration.browser import ARTIFACTS, chromium, demo_passwords, shot
 from tests.integration.browser import sign_in as browser_sign_in
 

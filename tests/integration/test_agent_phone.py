@@ -1,4 +1,4 @@
-"""Agents' softphones (ivr.agent_phone) registered to the real Asterisk, rung through AMI Originate.
+"""Agents' softphones (ivr.sim.agent_phone) registered to the real Asterisk, rung through AMI Originate.
 
 Each test rings a phone with Originate of ``PJSIP/<extension>`` to an application (Playback of the
 simulator's 200 ms of silence, or Wait), the way Dial and Queue ring an agent, and checks both
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from panoramisk.message import Message
 
-from ivr import stack
-from ivr.agent_phone import AgentPhone, AgentPhoneError, CallEnd, RingEvent
-from ivr.ami import AmiClient
 from ivr.config import Settings
+from ivr.ops import stack
+from ivr.sim.agent_phone import AgentPhone, AgentPhoneError, CallEnd, RingEvent
+from ivr.telephony.ami import AmiClient
 
 pytestmark = pytest.mark.integration
 

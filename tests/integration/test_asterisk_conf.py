@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from ivr import stack
 from ivr.config import PROJECT_DIR, Settings
+from ivr.ops import stack
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.ami import AmiClient
 from ivr.config import Settings
-from ivr.flowstore import FlowStore
-from ivr.simulator import SimulatedCall, Simulator
-from ivr.store import CONTROLLER_KEY, call_key
+from ivr.records.store import CONTROLLER_KEY, call_key
+from ivr.sim.simulator import SimulatedCall, Simulator
+from ivr.telephony.ami import AmiClient
+from ivr.voice.versions import FlowStore
 
 pytestmark = pytest.mark.integration
 

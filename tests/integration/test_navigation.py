@@ -8,9 +8,9 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.ami import AmiClient
 from ivr.config import Settings
-from ivr.store import CALLBACKS_STREAM, EVENTS_CHANNEL, call_key
+from ivr.records.store import CALLBACKS_STREAM, EVENTS_CHANNEL, call_key
+from ivr.telephony.ami import AmiClient
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,7 @@ async def test_caller_hangs_up(live_stack: Settings, say, moment):
     call_id = f"sim-hangup-{moment}-{asyncio.get_running_loop().time():.0f}"
     try:
         from ivr.config import asterisk_path
-        from ivr.simulator import to_telephone_wav
+        from ivr.sim.simulator import to_telephone_wav
 
         wav = s.run_dir / "sim" / f"{call_id}.wav"
         to_telephone_wav(say("계좌 이체 계좌 이체 계좌 이체"), wav)

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.agent_phone import AgentPhone
-from ivr.agents import AgentDirectory, Presence
-from ivr.ami import AmiClient
 from ivr.config import Settings
-from ivr.simulator import Simulator
+from ivr.routing.agents import AgentDirectory, Presence
+from ivr.sim.agent_phone import AgentPhone
+from ivr.sim.simulator import Simulator
+from ivr.telephony.ami import AmiClient
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -170,7 +170,7 @@ async def test_callback_calls_the_agent_first_then_the_customer(live_stack, dire
 
 async def test_controller_restart_drops_neither_the_answered_call_nor_the_holding_one(  # type: ignore[no-untyped-def]
         live_stack, directory, phones) -> None:
-    from ivr import stack
+    from ivr.ops import stack
 
     agent = phones("1002", answer="auto", talk_s=12)
     await asyncio.sleep(1.5)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from ivr.config import Settings
-from ivr.simulator import SimulationError
-from ivr.sip_caller import SipCaller, ulaw_encode
+from ivr.sim.simulator import SimulationError
+from ivr.sim.sip_caller import SipCaller, ulaw_encode
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import time
 import pytest
 import redis
 
-from ivr import stack
 from ivr.config import Settings
-from ivr.store import CONTROLLER_KEY
+from ivr.ops import stack
+from ivr.records.store import CONTROLLER_KEY
 from tests.integration.conftest import wait_for, waiting_for_person
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,7 @@ async def test_garbage_on_the_controller_ports_disturbs_no_call(call, live_stack
 async def test_redis_down_calls_still_routed(live_stack: Settings, ami_events):
     """Without Redis the controller still answers and routes (the record catches up later)."""
     s = live_stack
-    from ivr.ami import AmiClient
+    from ivr.telephony.ami import AmiClient
 
     await asyncio.to_thread(stack._stop, s, "redis")
     try:
@@ -134,7 +134,7 @@ async def test_redis_down_calls_still_routed(live_stack: Settings, ami_events):
 
 
 async def test_ami_login_failure_is_reported_not_silent(live_stack: Settings):
-    from ivr.ami import AmiClient, AmiNotConnected
+    from ivr.telephony.ami import AmiClient, AmiNotConnected
 
     s = live_stack
     client = AmiClient(s.ami_host, s.ami_port, s.ami_username, "wrong-secret")

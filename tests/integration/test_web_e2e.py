@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.agent_phone import AgentPhone
-from ivr.agents import AgentDirectory, Presence
 from ivr.config import Settings
-from ivr.simulator import Simulator
+from ivr.routing.agents import AgentDirectory, Presence
+from ivr.sim.agent_phone import AgentPhone
+from ivr.sim.simulator import Simulator
 from tests.integration.browser import chromium, demo_passwords, shot, sign_in
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ async def test_agent_signs_in_goes_ready_and_the_call_pops(  # type: ignore[no-u
     await shot(page, "agent-after-call")
     client = aioredis.from_url(live_stack.redis_url, decode_responses=True)
     try:
-        from ivr.customers import CustomerStore
+        from ivr.routing.customers import CustomerStore
 
         history = await CustomerStore(client, timeout_s=5).history("C1001", 20)
     finally:
@@ -152,7 +152,7 @@ async def test_supervisor_sees_the_waiting_call_appear_and_leave(  # type: ignor
     assert int(await card.get_attribute("data-waiting") or 0) >= 1
     await shot(page, "supervisor-waiting")
     # The caller hangs up: the wall updates by push.
-    from ivr.ami import AmiClient
+    from ivr.telephony.ami import AmiClient
 
     ami = AmiClient(live_stack.ami_host, live_stack.ami_port, live_stack.ami_username,
                     live_stack.ami_secret.get_secret_value())

@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 
 from ivr.config import Settings
 from ivr.controller import FLOW_ID, Controller
-from ivr.flow import load_flow
-from ivr.flowstore import FLOWS_CHANNEL, FlowStore, versions_key
-from ivr.navigator import Navigator, Speech
-from ivr.validation import Context
+from ivr.voice.flow import load_flow
+from ivr.voice.navigator import Navigator, Speech
+from ivr.voice.validation import Context
+from ivr.voice.versions import FLOWS_CHANNEL, FlowStore, versions_key
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = (ROOT / "dialplans" / "hotline.yaml").read_text(encoding="utf-8")

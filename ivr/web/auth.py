@@ -1,0 +1,319 @@
+"""Who may use the web pages: users (argon2id passwords), sessions (random tokens with a TTL) and roles.
+
+Redis keys: ``ivr:user:<username>`` (JSON: username, password_hash, role, agent_id, name), ``ivr:users``
+(a set of usernames), ``ivr:session:<token>`` (JSON: username, expires_at; expires with the session) and
+``ivr:login:failures:<username>`` (a counter that slows down password guessing).
+
+The rules the routes rely on: a request without a valid session is 401 (sign in again), a signed-in
+user without the role is 403; a bad password and an unknown user get the same 401 message, and take
+about the same time, so the login form does not tell which usernames exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, model_validator
+
+log = logging.getLogger(__name__)
+
+USERS_SET = "ivr:users"
+#: Failed logins per username before a pause, and how long the pause (and the count) lasts.
+MAX_LOGIN_FAILURES = 10
+LOGIN_FAILURE_WINDOW_S = 300
+#: Bad credentials: one message for an unknown user and a wrong password (no user enumeration).
+BAD_CREDENTIALS = "wrong username or password"
+
+
+class UserRole(enum.StrEnum):
+    """What a web user may do."""
+
+    AGENT = "agent"
+    """A desk agent: their own presence, their own screen pops, dispositions of their calls."""
+    FIELD = "field"
+    """A field manager (mobile): as an agent."""
+    SUPERVISOR = "supervisor"
+    """The wall, every agent's presence, every pop."""
+    ADMIN = "admin"
+    """As a supervisor (and manages users from the command line)."""
+
+
+#: Roles that take calls, hence need an agent id of the directory.
+CALL_TAKERS = frozenset({UserRole.AGENT, UserRole.FIELD})
+#: Roles that watch others.
+SUPERVISING = frozenset({UserRole.SUPERVISOR, UserRole.ADMIN})
+
+
+class User(BaseModel):
+    """A web user as stored in Redis."""
+
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password_hash: str = Field(min_length=1, description="argon2id, PHC string")
+    role: UserRole
+    agent_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    """The directory's agent this user signs in as (agents and field managers must have one)."""
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _call_takers_have_an_agent(self) -> User:
+        if self.role in CALL_TAKERS and not self.agent_id:
+            raise ValueError(f"role {self.role.value} needs an agent id (--agent)")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows of a user (never the hash)."""
+        return {"username": self.username, "role": self.role.value, "agent_id": self.agent_id, "name": self.name}
+
+
+class Session(BaseModel):
+    """A signed-in user's session, as stored under its token."""
+
+    username: str
+    expires_at: float
+
+
+class LoginThrottled(Exception):
+    """Too many failed logins for a username: wait before trying again."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class UserStore:
+    """Users, their passwords and sessions in Redis.
+
+    Password hashing is deliberately slow (argon2id, 64 MiB): it runs in a worker thread so the
+    controller's event loop (which carries calls' audio) never waits for it, and at most two at a
+    time so a burst of logins cannot take the machine's memory.
+    """
+
+    def __init__(self, redis: aioredis.Redis, session_ttl_s: int = 8 * 3600,
+                 hasher: PasswordHasher | None = None) -> None:
+        self.redis = redis
+        self.session_ttl_s = session_ttl_s
+        self.hasher = hasher or PasswordHasher()
+        self._hashing = asyncio.Semaphore(2)
+        self._dummy_hash: str | None = None
+
+    # --- users
+
+    async def add(self, username: str, password: str, role: UserRole | str, agent_id: str | None = None,
+                  name: str = "") -> User:
+        """Create the user, or replace them (a new password, role or agent); returns the stored user."""
+        if len(password) < 8:
+            raise ValueError("password: at least 8 characters")
+        user = User(username=username, password_hash=await self._hash(password), role=UserRole(role),
+                    agent_id=agent_id or None, name=name or username)
+        await self.put(user)
+        return user
+
+    async def put(self, user: User) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"ivr:user:{user.username}", user.model_dump_json())
+            pipe.sadd(USERS_SET, user.username)
+            await pipe.execute()
+
+    async def get(self, username: str) -> User | None:
+        raw = await self.redis.get(f"ivr:user:{username}")
+        return User.model_validate_json(raw) if raw else None
+
+    async def all(self) -> list[User]:
+        names = sorted(await self.redis.smembers(USERS_SET))
+        if not names:
+            return []
+        raws = await self.redis.mget([f"ivr:user:{n}" for n in names])
+        return [User.model_validate_json(raw) for raw in raws if raw]
+
+    async def verify(self, username: str, password: str) -> User | None:
+        """The user if the password is theirs, else None (unknown or wrong: the caller cannot tell which).
+
+        Raises LoginThrottled after MAX_LOGIN_FAILURES failures in LOGIN_FAILURE_WINDOW_S.
+        """
+        failures_key = f"ivr:login:failures:{username}"
+        failures = int(await self.redis.get(failures_key) or 0)
+        if failures >= MAX_LOGIN_FAILURES:
+            raise LoginThrottled(max(1, int(await self.redis.ttl(failures_key))))
+        user = await self.get(username)
+        # An unknown user still costs one verification: the response time does not tell who exists.
+        ok = await self._verify(user.password_hash if user else await self._dummy(), password)
+        if user is None or not ok:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(failures_key)
+                pipe.expire(failures_key, LOGIN_FAILURE_WINDOW_S)
+                await pipe.execute()
+            return None
+        await self.redis.delete(failures_key)
+        if self.hasher.check_needs_rehash(user.password_hash):
+            # Parameters were raised since this hash was made: store it again at today's cost.
+            user = user.model_copy(update={"password_hash": await self._hash(password)})
+            await self.put(user)
+        return user
+
+    async def _hash(self, password: str) -> str:
+        async with self._hashing:
+            return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        async with self._hashing:
+            try:
+                return await asyncio.to_thread(self.hasher.verify, password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    # --- sessions
+
+    async def open_session(self, user: User) -> tuple[str, float]:
+        """A new session for ``user``: (token, expires_at)."""
+        token = secrets.token_urlsafe(32)
+        expires_at = time.time() + self.session_ttl_s
+        session = Session(username=user.username, expires_at=expires_at)
+        await self.redis.set(f"ivr:session:{token}", session.model_dump_json(), ex=self.session_ttl_s)
+        return token, expires_at
+
+    async def session_user(self, token: str) -> User | None:
+        """The user of a live session; None when the token is unknown or expired, or the user was removed."""
+        if not token or len(token) > 128:
+            return None
+        raw = await self.redis.get(f"ivr:session:{token}")
+        if not raw:
+            return None
+        session = Session.model_validate_json(raw)
+        if session.expires_at <= time.time():  # Redis expires the key too; this covers a clock at the edge
+            return None
+        return await self.get(session.username)
+
+    async def close_session(self, token: str) -> None:
+        await self.redis.delete(f"ivr:session:{token}")
+
+
+# --- FastAPI: the session user, by role
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def session_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The signed-in user of this request, or 401."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("sign in first: send Authorization: Bearer <token> (POST /api/login)")
+    users: UserStore = request.app.state.users
+    user = await users.session_user(credentials.credentials)
+    if user is None:
+        raise _unauthorized("session expired or unknown: sign in again")
+    request.state.token = credentials.credentials
+    return user
+
+
+def require(*roles: UserRole) -> Callable[..., Awaitable[User]]:
+    """A dependency returning the session user if they have one of ``roles`` (any role if none given); else 403."""
+    allowed = frozenset(roles)
+
+    async def dependency(user: Annotated[User, Depends(session_user)]) -> User:
+        if allowed and user.role not in allowed:
+            wanted = " or ".join(sorted(r.value for r in allowed))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {wanted} role; you are {user.role.value}")
+        return user
+
+    return dependency
+
+
+# --- demo users
+
+DEMO_USERS_FILE = "demo_users.env"
+
+
+def demo_user_specs(agents: list[Any]) -> list[tuple[str, UserRole, str | None, str]]:
+    """(username, role, agent id, name) for the demo: one user per directory agent, plus ``admin``.
+
+    Directory roles map to web roles: desk -> agent, field -> field, supervisor -> supervisor.
+    """
+    web_role = {"desk": UserRole.AGENT, "field": UserRole.FIELD, "supervisor": UserRole.SUPERVISOR}
+    specs = [(agent.id, web_role[str(agent.role)], agent.id, agent.name) for agent in agents
+             if str(agent.role) in web_role]
+    return [*specs, ("admin", UserRole.ADMIN, None, "Administrator")]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines (comments and blank lines skipped)."""
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def env_key(username: str) -> str:
+    """IVR_DEMO_PASSWORD_A1001: the file's key for a user's password (shell-friendly)."""
+    return "IVR_DEMO_PASSWORD_" + "".join(c if c.isalnum() else "_" for c in username).upper()
+
+
+async def ensure_demo_users(redis: aioredis.Redis, path: Path | None = None, agents_file: Path | None = None,
+                            store: UserStore | None = None) -> tuple[list[User], Path]:
+    """Users for the demo agents (dialplans/demo_agents.json) and ``admin``, with passwords from ``path``.
+
+    Passwords are generated once (random), kept in ``run/demo_users.env`` (mode 0600, never committed)
+    and reused, so browser tests and the demo script read them from there. Users whose stored password
+    already matches are left alone. Returns (users, path of the passwords file).
+    """
+    from ivr.config import PROJECT_DIR, RUN_DIR
+    from ivr.routing.agents import Agent
+
+    path = path or RUN_DIR / DEMO_USERS_FILE
+    agents_file = agents_file or PROJECT_DIR / "dialplans" / "demo_agents.json"
+    agents = [Agent.model_validate(item) for item in json.loads(agents_file.read_text(encoding="utf-8"))]
+    passwords = read_env_file(path)
+    specs = demo_user_specs(agents)
+    changed = False
+    for username, *_ in specs:
+        if env_key(username) not in passwords:
+            passwords[env_key(username)] = secrets.token_urlsafe(12)
+            changed = True
+    if changed or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# Demo web users' passwords (generated by `ivr users demo`; never commit this file)."]
+        lines += [f"{key}={value}" for key, value in sorted(passwords.items())]
+        # Created 0600 from the start: the passwords never sit in a world-readable file, even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    store = store or UserStore(redis)
+    users = []
+    for username, role, agent_id, name in specs:
+        password = passwords[env_key(username)]
+        existing = await store.get(username)
+        if (existing and existing.role == role and existing.agent_id == agent_id
+                and await store._verify(existing.password_hash, password)):
+            users.append(existing)
+            continue
+        users.append(await store.add(username, password, role, agent_id, name))
+    return users, path
