@@ -189,9 +189,9 @@ async def _prepare_data(settings: Any) -> tuple[str, str]:
     import redis.asyncio as aioredis
 
     from ivr.config import PROJECT_DIR
-    from ivr.routing.agents import AgentDirectory, Presence
-    from ivr.routing.customers import Case, Contact, Customer, CustomerStore, load_rows
-    from ivr.routing.importing import AGENTS
+    from ivr.records.customer import Case, Contact, Customer
+    from ivr.routing.agents import AGENTS, AgentDirectory, Presence
+    from ivr.routing.customers import CustomerStore, load_rows
     from ivr.web.auth import ensure_demo_users, env_key, read_env_file
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
@@ -479,7 +479,7 @@ def _cpu_s(pid: int) -> float:
 def realistic_pop() -> dict[str, Any]:
     """A pop as build_pop makes it for a known caller: two spoken turns, routing reasons, 10 contacts."""
     from ivr.records.call import CallRecord, Turn
-    from ivr.routing.customers import Case, Contact, Customer
+    from ivr.records.customer import Case, Contact, Customer
     from ivr.routing.screenpop import build_pop
 
     now = time.time()

@@ -17,7 +17,7 @@ from ivr.config import load_settings
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from ivr.routing.importing import ImportResult
+    from ivr.records.importing import ImportResult
 
 T = TypeVar("T")
 
@@ -268,8 +268,7 @@ def customers_show(
 @agents_app.command("import")
 def agents_import(file: Path) -> None:
     """Import agents (the directory) from CSV or JSON: bad rows are reported by line, good rows imported."""
-    from ivr.routing.agents import AgentDirectory
-    from ivr.routing.importing import AGENTS
+    from ivr.routing.agents import AGENTS, AgentDirectory
 
     async def work(client: aioredis.Redis) -> ImportResult[Any]:
         result = await AGENTS.run(file, AgentDirectory(client).put)

@@ -36,15 +36,16 @@ from panoramisk.message import Message
 
 from ivr.config import Settings, asterisk_path
 from ivr.records.call import CallRecord, Outcome
+from ivr.records.customer import Contact, Customer
 from ivr.records.store import CallStore, follow_channels
 from ivr.routing.acd import Acd
 from ivr.routing.agents import AgentDirectory
 from ivr.routing.crm import crm_from_settings
-from ivr.routing.customers import Contact, Customer, CustomerStore
+from ivr.routing.customers import CustomerStore
 from ivr.telephony.agi import AgiSession, CallHungUp, FastAgiServer
 from ivr.telephony.ami import AmiClient
 from ivr.telephony.audiosocket import AudioSession, AudioSocketServer
-from ivr.voice.flow import Flow, load_flow
+from ivr.voice.flow import Flow, flow_queue_name, load_flow
 from ivr.voice.navigator import Decision, Navigator, Speech
 from ivr.voice.validation import Context, load_context
 from ivr.voice.versions import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
@@ -362,11 +363,6 @@ class Controller:
             await self.customers.add_contact(call.customer or "", contact)
         except Exception as exc:  # history is for later; the call itself is over
             log.warning("call %s: contact history not written (%s)", call.call_id, exc)
-
-
-def flow_queue_name(asterisk_queue: str) -> str:
-    """Asterisk's queue 'q_cards' is the flow's queue 'cards' (see asterisk_conf/queues.conf)."""
-    return asterisk_queue.removeprefix("q_")
 
 
 def build_controller(settings: Settings) -> Controller:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import wave
 from pathlib import Path
 
 import numpy as np
 
+from ivr.audio import write_wav
 from ivr.config import PROJECT_DIR, Settings
 
 
@@ -93,15 +93,6 @@ def render_pjsip_users(settings: Settings, values: dict[str, str]) -> str:
             f"contact = sip:{trunk}\n\n[carrier-identify]\ntype = identify\nendpoint = carrier\nmatch = {trunk}\n\n"
         )
     return "".join(blocks)
-
-
-def write_wav(path: Path, pcm: bytes, rate: int = 8000) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm)
 
 
 def hold_music(seconds: float = 20.0, rate: int = 8000) -> bytes:

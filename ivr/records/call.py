@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ivr.routing.customers import Customer
+    from ivr.records.customer import Customer
 
 
 class Outcome(enum.StrEnum):

@@ -37,9 +37,9 @@ from redis.exceptions import RedisError
 
 from ivr.config import Settings, asterisk_path
 from ivr.records.call import CallRecord, Outcome
+from ivr.records.customer import Contact, Customer
 from ivr.records.store import follow_channels
 from ivr.routing.agents import Agent, AgentDirectory, Presence
-from ivr.routing.customers import Contact, Customer
 from ivr.routing.router import AgentState, Offer, Policy, Router, WaitingCall
 from ivr.routing.screenpop import POPS_CHANNEL, build_pop
 from ivr.telephony.ami import AmiClient, AmiError

@@ -22,6 +22,8 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, field_validator
 from redis.exceptions import RedisError
 
+from ivr.records.importing import Importer, split_mapping
+
 log = logging.getLogger(__name__)
 
 PRESENCE_CHANNEL = "ivr:presence"
@@ -148,3 +150,8 @@ class AgentDirectory:
             await self.set_presence(agent_id, status, reason, by)
         except (RedisError, OSError) as exc:
             log.warning("presence of %s not written (%s)", agent_id, exc)
+
+
+#: How ``ivr agents import`` reads agents (CSV lists and the ``skills`` mapping).
+AGENTS: Importer[Agent] = Importer(Agent, list_columns=frozenset({"languages", "dialects"}),
+                                   columns={"skills": split_mapping})

@@ -17,7 +17,7 @@ from cachetools import TTLCache
 from pydantic import ValidationError
 
 from ivr.config import Settings
-from ivr.routing.customers import Customer
+from ivr.records.customer import Customer
 from ivr.telephony.agi import normalize_number
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ivr.records.call import CallRecord
-from ivr.routing.customers import Contact, Customer
+from ivr.records.customer import Contact, Customer
 
 POPS_CHANNEL = "ivr:pops"
 """Redis pub/sub channel: {"agent": id, "pop": {...}} for every offer, to every web process."""

@@ -30,13 +30,13 @@ import redis.asyncio as aioredis
 import soxr
 from panoramisk.message import Message
 
+from ivr.audio import write_wav
 from ivr.config import Settings, asterisk_path
-from ivr.controller import flow_queue_name
-from ivr.ops.provision import write_wav
 from ivr.records.call import CallRecord, Outcome
 from ivr.records.store import EVENTS_CHANNEL, call_key
 from ivr.telephony.agi import normalize_number
 from ivr.telephony.ami import AmiClient
+from ivr.voice.flow import flow_queue_name
 
 #: What "reaching a person" means for the simulator: the call's outcome it waits for.
 UNTIL = ("queued", "answered", "end")

@@ -289,3 +289,8 @@ def load_flow(path: Path) -> Flow:
     except OSError as exc:
         raise FlowError(f"{path}: {exc}") from None
     return parse_flow(text, str(path))
+
+
+def flow_queue_name(asterisk_queue: str) -> str:
+    """Asterisk's queue 'q_cards' is the flow's queue 'cards' (see asterisk_conf/queues.conf)."""
+    return asterisk_queue.removeprefix("q_")

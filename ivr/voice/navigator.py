@@ -25,9 +25,9 @@ import numpy as np
 from num2words import num2words
 
 from asr import Partial, Result, TurnRecognizer, build_grammar
-from ivr.ops.provision import write_wav
+from ivr.audio import write_wav
 from ivr.records.call import CallRecord, Turn
-from ivr.routing.customers import Customer
+from ivr.records.customer import Customer
 from ivr.telephony.audiosocket import AudioSession, CallerAudio, CallerDtmf, CallerGone
 from ivr.voice.flow import (
     AskNode,

@@ -46,7 +46,7 @@ from yaml.nodes import MappingNode, SequenceNode
 from asr import Alternative, Partial, Result
 from asr.text import normalize_phrase
 from ivr.records.call import CallRecord, Outcome, Turn
-from ivr.routing.customers import Customer
+from ivr.records.customer import Customer
 from ivr.telephony.audiosocket import CallerAudio, CallerDtmf, CallerEvent, CallerGone
 from ivr.voice.flow import AskNode, Flow, Listen
 from ivr.voice.navigator import Decision, Navigator, Speech
@@ -525,8 +525,8 @@ def _value_node(root: Any, key: str) -> Any:
 
 def customers_from_file(path: Path) -> dict[str, Customer]:
     """{number: Customer} from a customers file (CSV or JSON, as ``ivr customers import`` reads it)."""
-    from ivr.routing.customers import CUSTOMERS
-    from ivr.routing.importing import read_rows
+    from ivr.records.customer import CUSTOMERS
+    from ivr.records.importing import read_rows
 
     result = CUSTOMERS.validate(read_rows(path))
     if result.errors:

@@ -15,10 +15,11 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from ivr.records.customer import Contact
 from ivr.records.store import call_key
 from ivr.routing.acd import COMMANDS_CHANNEL
 from ivr.routing.agents import Agent, AgentDirectory, Presence
-from ivr.routing.customers import Contact, CustomerStore
+from ivr.routing.customers import CustomerStore
 from ivr.routing.screenpop import mask_numbers
 from ivr.web.auth import CALL_TAKERS, User
 

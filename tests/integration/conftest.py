@@ -50,9 +50,8 @@ async def _import_demo_data(settings: Settings) -> None:
     import redis.asyncio as aioredis
 
     from ivr.config import PROJECT_DIR
-    from ivr.routing.agents import AgentDirectory, Presence
+    from ivr.routing.agents import AGENTS, AgentDirectory, Presence
     from ivr.routing.customers import CustomerStore, load_rows
-    from ivr.routing.importing import AGENTS
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:

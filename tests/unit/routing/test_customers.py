@@ -16,8 +16,9 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from ivr.config import PROJECT_DIR
+from ivr.records.customer import Case, Contact, Customer, learn_patience
 from ivr.routing.crm import CrmLookup
-from ivr.routing.customers import Case, Contact, Customer, CustomerStore, learn_patience, load_rows
+from ivr.routing.customers import CustomerStore, load_rows
 
 
 def customer(id: str = "C1", phones: tuple[str, ...] = ("01011112222",), **fields: object) -> Customer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ivr.records.call import CallRecord, Turn
-from ivr.routing.customers import Case, Contact, Customer
+from ivr.records.customer import Case, Contact, Customer
 from ivr.routing.screenpop import build_pop, mask_numbers
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from asr import Alternative, ModelMissing, Partial, Result
 from ivr.records.call import CallRecord
-from ivr.routing.customers import Customer
+from ivr.records.customer import Customer
 from ivr.telephony.audiosocket import HEADER, AudioSession, Kind
 from ivr.voice.flow import load_flow
 from ivr.voice.navigator import Navigator, Speech

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ivr.routing.customers import Customer
+from ivr.records.customer import Customer
 from ivr.voice.flow import load_flow
 from ivr.voice.simulation import (
     SIM_NO_INPUT_S,

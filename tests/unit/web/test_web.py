@@ -25,8 +25,9 @@ from websockets.exceptions import ConnectionClosed
 
 from ivr.config import Settings
 from ivr.records.call import CallRecord
+from ivr.records.customer import Customer
 from ivr.routing.agents import Agent, AgentDirectory, Presence
-from ivr.routing.customers import Customer, CustomerStore
+from ivr.routing.customers import CustomerStore
 from ivr.web.app import create_app, serve_web
 from ivr.web.auth import UserStore, ensure_demo_users, env_key, read_env_file
 from ivr.web.hub import SEND_QUEUE_MAX, Client, Hub

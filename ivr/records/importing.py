@@ -24,8 +24,6 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ivr.routing.agents import Agent
-
 M = TypeVar("M", bound=BaseModel)
 
 _WS = re.compile(r"\s*")
@@ -241,5 +239,3 @@ def _reasons(exc: ValueError) -> str:
 
 
 #: Agents for ``AgentDirectory.put``. Here rather than in agents.py, which the ACD owns.
-AGENTS: Importer[Agent] = Importer(Agent, list_columns=frozenset({"languages", "dialects"}),
-                                   columns={"skills": split_mapping})

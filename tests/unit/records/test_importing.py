@@ -8,9 +8,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from ivr.config import PROJECT_DIR
-from ivr.routing.agents import AgentDirectory, Role
-from ivr.routing.customers import CUSTOMERS, Customer
-from ivr.routing.importing import AGENTS, read_csv, read_json, read_rows, split_mapping, split_records
+from ivr.records.customer import CUSTOMERS, Customer
+from ivr.records.importing import read_csv, read_json, read_rows, split_mapping, split_records
+from ivr.routing.agents import AGENTS, AgentDirectory, Role
 
 DIALPLANS = PROJECT_DIR / "dialplans"
 
