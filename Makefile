@@ -6,7 +6,7 @@ VENV := .venv
 IVR := $(VENV)/bin/ivr
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint bench up down status clean
+.PHONY: setup demo test unit lint typecheck bench up down status clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,7 +14,10 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
+# Types first (seconds): a drifted type fails before the ten-minute suite starts.
+# The import-layer contracts run inside the suite (tests/unit/test_architecture.py).
 test: setup
+	@$(VENV)/bin/mypy
 	@$(PY) -m pytest -q -ra tests
 
 unit: setup
@@ -22,6 +25,9 @@ unit: setup
 
 lint: setup
 	@$(VENV)/bin/ruff check ivr asr tts tests bench
+
+typecheck: setup
+	@$(VENV)/bin/mypy
 
 bench: setup
 	@$(PY) -m bench

@@ -8,14 +8,18 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import vosk
 
-from asr.loaded import LoadedModel
+from asr.loaded import LoadedModel, ModelPack
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MODELS_DIR", "LoadedModel", "ModelMissing", "ModelPack", "ModelRegistry", "check_model_dir",
+    "default_registry", "discover_packs", "fix_hint", "packaged_korean_pack",
+]
 
 DEFAULT_MODELS_DIR = Path(os.environ.get("VOSK_MODEL_PATH") or Path.home() / ".cache" / "vosk")
 """Where pulled models live; the folder Vosk's own downloader also searches."""
@@ -31,18 +35,6 @@ class ModelMissing(LookupError):
         super().__init__(f"no speech model for language {language!r}: {detail}")
         self.language = language
         self.detail = detail
-
-
-@dataclass(frozen=True)
-class ModelPack:
-    """A Vosk model folder on disk and the language it recognises."""
-
-    language: str
-    """ISO 639-1 code of the language, e.g. "ko"."""
-    dialect: str | None
-    """Regional variant (e.g. "us" for en-us), or None for the language's general model."""
-    path: Path
-    """The model folder (holding am/, conf/, graph/, ivector/)."""
 
 
 def fix_hint(language: str) -> str:

@@ -17,6 +17,11 @@ from asr.loaded import LoadedModel
 BYTES_PER_SAMPLE = 2
 """Vosk takes 16-bit signed little-endian mono PCM."""
 
+NARROWBAND_RATE = 8000
+"""A G.711 caller (AudioSocket kind 0x10); the default rate of a recognizer."""
+WIDEBAND_RATE = 16000
+"""An HD voice caller (G.722, Opus; AudioSocket kind 0x12), and the Korean model's own rate."""
+
 
 @dataclass(frozen=True)
 class Word:
@@ -72,6 +77,11 @@ class Partial:
 class TurnRecognizer:
     """Recognises one caller turn from PCM fed in small chunks, as a phone line delivers it.
 
+    Created at the rate the caller is heard at (`sample_rate`: 8000 for a narrowband call, 16000 for
+    a wideband one, or any other rate, e.g. 48000 from a misconfigured trunk): Kaldi resamples to the
+    model's own rate (``model.pack.sample_rate``). All audio fed must be at that rate; when the call's
+    rate changes, finish this recognizer and create another (or resample with tts.pcm.resample_pcm).
+
     Not thread safe: feed one instance from one thread at a time (any thread will do).
     """
 
@@ -79,12 +89,14 @@ class TurnRecognizer:
         self,
         model: LoadedModel,
         grammar: Grammar | None,
-        sample_rate: int = 8000,
+        sample_rate: int = NARROWBAND_RATE,
         max_alternatives: int = 3,
     ):
         if grammar is not None and not grammar.phrases:
             # Vosk would decode with an empty grammar and only ever return "".
             raise ValueError(f"grammar has no in-vocabulary phrase (out of vocabulary: {grammar.oov})")
+        if sample_rate < 1000:
+            raise ValueError(f"a recognizer needs a real sample rate, not {sample_rate} Hz")
         self.sample_rate = sample_rate
         self.max_alternatives = max_alternatives
         self.audio_seconds = 0.0

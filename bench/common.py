@@ -11,21 +11,27 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def spoken_8k(text: str, voice: str = "ko", rate: int = 140) -> bytes:
-    """A synthetic caller's utterance: espeak-ng, resampled to 8 kHz 16-bit mono PCM."""
+def spoken(text: str, rate: int, voice: str = "ko", words_per_minute: int = 140) -> bytes:
+    """A synthetic caller's utterance: espeak-ng, resampled (soxr, tts.pcm) to `rate` 16-bit mono PCM."""
     import subprocess
     import tempfile
     import wave
 
     import numpy as np
-    import soxr
+
+    from tts.pcm import to_pcm
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "u.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(wav), text], check=True)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text], check=True)
         with wave.open(str(wav)) as w:
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-            return soxr.resample(pcm, w.getframerate(), 8000).astype("<i2").tobytes()
+            return to_pcm(pcm, w.getframerate(), rate)
+
+
+def spoken_8k(text: str, voice: str = "ko", rate: int = 140) -> bytes:
+    """A synthetic caller's utterance: espeak-ng, resampled to 8 kHz 16-bit mono PCM."""
+    return spoken(text, 8000, voice, rate)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,4 +55,34 @@ def report(name: str, rows: list[tuple[str, Any]], data: dict[str, Any]) -> Path
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     print(f"-> {path.relative_to(OUT.parent.parent)}")
+    return path
+
+
+def bar_chart(path: Path, title: str, bars: list[tuple[str, float]], unit: str,
+              line: tuple[float, str] | None = None) -> Path:
+    """A small bar chart (matplotlib, headless) written to ``path`` (.svg or .png); returns the path.
+
+    ``bars``: (label, value) left to right; ``line``: an optional dashed reference (value, label), e.g. a target.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen on a server
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(4.8, 3.6))
+    try:
+        labels, values = zip(*bars, strict=True) if bars else ((), ())
+        drawn = axes.bar(labels, values, color="#4878a8", width=0.6)
+        axes.bar_label(drawn, fmt="%.1f")
+        if line is not None:
+            axes.axhline(line[0], color="#c0392b", linestyle="--", label=f"{line[1]} ({line[0]:g})")
+            axes.legend(loc="lower right")
+        axes.set_title(title)
+        axes.set_ylabel(unit)
+        axes.margins(y=0.15)
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
     return path

@@ -188,11 +188,12 @@ async def _prepare_data(settings: Any) -> tuple[str, str]:
     """Demo customers and agents (every agent offline), the bench caller, A1002's web user: (username, password)."""
     import redis.asyncio as aioredis
 
-    from ivr.config import PROJECT_DIR
+    from ivr.config import PROJECT_DIR, read_env_file
+    from ivr.records.agent import AGENTS
     from ivr.records.customer import Case, Contact, Customer
-    from ivr.routing.agents import AGENTS, AgentDirectory, Presence
+    from ivr.routing.agents import AgentDirectory, Presence
     from ivr.routing.customers import CustomerStore, load_rows
-    from ivr.web.auth import ensure_demo_users, env_key, read_env_file
+    from ivr.sim.demo_users import ensure_demo_users, env_key
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
@@ -528,11 +529,11 @@ def _desktop_worker(url: str, origin: str, tokens: list[str], conn: Any, how: di
 
 
 async def _desktops(url: str, origin: str, tokens: list[str], conn: Any, how: dict[str, Any]) -> None:
-    """``how``: ``at_once`` sockets opening at a time, ``compression`` ("deflate" as browsers, or None), and
-    ``storm``: every desktop reconnecting at the same time, retrying as the page does (ivr/web/static/app.js: after
-    a close, 2^attempt s x 0.75-1.25): "restart" = the web process restarted (first try after ~1 s, then ~2 s,
-    ~4 s, ...), "online" = the browsers' ``online`` event after a network blip (first try at once, then ~1 s,
-    ~2 s, ...)."""
+    """``how``: ``at_once`` sockets opening at a time, ``compression`` ("deflate" as browsers, or None),
+    and ``storm``: every desktop reconnecting at the same time, retrying as the page does
+    (ivr/web/static/lib/socket.js: after a close, 2^attempt s x 0.75-1.25): "restart" = the web process
+    restarted (first try after ~1 s, then ~2 s, ~4 s, ...), "online" = the browsers' ``online`` event
+    after a network blip (first try at once, then ~1 s, ~2 s, ...)."""
     import random
 
     from websockets.asyncio.client import connect

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     hotline_number: str = "1588"
 
     # --- call handling
+    #: Hear wideband callers (G.722, Opus, a wideband app) at 16 kHz: the controller dials the call's
+    #: AudioSocket with c(slin16) when the caller's leg is wideband. False: every caller at 8 kHz.
+    wideband: bool = True
     #: Seconds to wait for Asterisk to connect the call's AudioSocket before handing the call to a person.
     audiosocket_connect_timeout: float = 3.0
     #: Seconds an idle FastAGI connection may take to send its environment.
@@ -72,7 +76,7 @@ class Settings(BaseSettings):
     call_record_ttl_s: int = 7 * 24 * 3600
     fallback_queue: str = "general"
 
-    # --- the ACD (ivr/routing/acd.py)
+    # --- the ACD (ivr/routing/acd/)
     #: Seconds an agent's phone rings before the call goes to the next agent (and they go not ready).
     acd_ring_timeout_s: int = 15
     #: After-call work before the agent is offered the next call.
@@ -107,3 +111,17 @@ def asterisk_path(host_path: Path) -> str:
 
 def load_settings() -> Settings:
     return Settings()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The KEY=value pairs of a .env-style file (``run/secrets.env``, ``run/demo_users.env``); {} if it is missing.
+
+    python-dotenv parses it, the parser pydantic-settings uses for :class:`Settings`, so the controller and the
+    tools agree on what the file says. Without interpolation: these files hold generated secrets written
+    verbatim, and a ``$`` in one is a character, not a variable. A bare ``KEY`` (no ``=``) has no value and
+    is left out.
+    """
+    if not path.exists():
+        return {}
+    values = dotenv_values(path, interpolate=False, encoding="utf-8")
+    return {key: value for key, value in values.items() if value is not None}

@@ -4,12 +4,13 @@ This module wires the protocols (FastAGI, AudioSocket, AMI) to the services
 (navigation, the call store). A call's path through it:
 
 1. Asterisk runs ``AGI(agi://.../hotline)``; we read the caller's number.
-2. We issue an AudioSocket session UUID and ``EXEC AudioSocket`` on the channel;
-   Asterisk connects back with the caller's audio.
+2. We issue an AudioSocket session UUID and ``EXEC Dial(AudioSocket/<us>/<uuid>/c(slin16 or slin),,g)``
+   on the channel: Asterisk connects back with the caller's audio, at 16 kHz when the caller's leg is
+   wideband (G.722, Opus). The ``AudioSocket()`` application cannot: it always sends 8 kHz.
 3. The navigator walks the flow over that audio and decides on a queue.
-4. We close the AudioSocket (AudioSocket() returns), set ``IVR_ACTION=hold`` and
+4. We close the AudioSocket (Dial returns: its ``g`` option goes on), set ``IVR_ACTION=hold`` and
    ``IVR_QUEUE`` and return: the caller holds in the dialplan's waiting room while the
-   ACD (ivr/routing/acd.py) finds the person. Without agents in the directory (or without AMI),
+   ACD (ivr/routing/acd/) finds the person. Without agents in the directory (or without AMI),
    ``IVR_QUEUE`` alone sends the call to Asterisk's own queue.
 
 Any failure on the way leaves IVR_QUEUE empty or the fallback queue: the
@@ -44,9 +45,9 @@ from ivr.routing.crm import crm_from_settings
 from ivr.routing.customers import CustomerStore
 from ivr.telephony.agi import AgiSession, CallHungUp, FastAgiServer
 from ivr.telephony.ami import AmiClient
-from ivr.telephony.audiosocket import AudioSession, AudioSocketServer
+from ivr.telephony.audiosocket import AudioSession, AudioSocketServer, dial_format
 from ivr.voice.flow import Flow, flow_queue_name, load_flow
-from ivr.voice.navigator import Decision, Navigator, Speech
+from ivr.voice.navigator import Decision, DecisionKind, Navigator, Speech
 from ivr.voice.validation import Context, load_context
 from ivr.voice.versions import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
 from ivr.web.app import serve_web, web_redis
@@ -188,7 +189,8 @@ class Controller:
     def _navigator_for(self, flow: Flow) -> Navigator:
         current = self.navigator
         return Navigator(flow, current.speech, current.recordings_dir, customers=self.customers.by_phone,
-                         on_listen=self.on_listen, on_turn=self.store.append_turn)
+                         on_listen=self.on_listen, on_turn=self.store.append_turn,
+                         on_prompt_done=self.on_prompt_done)
 
     async def _flow_feed(self) -> None:
         """Follow publishes (ivr:flows); after a lost subscription, catch up with what went live meanwhile."""
@@ -217,12 +219,12 @@ class Controller:
         try:
             decision = await self._navigate(call, agi, navigator)
         except CallHungUp:
-            decision = Decision("hangup", reason="caller hung up")
+            decision = Decision.caller_hung_up()
         except Exception as exc:
             # Never a dead end: log it, and the caller goes to a person.
             log.exception("call %s: navigation failed", call.call_id)
             call.note(f"controller error: {type(exc).__name__}: {exc}")
-            decision = Decision("queue", queue=self.settings.fallback_queue, reason="controller error")
+            decision = Decision(DecisionKind.QUEUE, queue=self.settings.fallback_queue, reason="controller error")
         call.note(f"decision: {decision.reason}")
         await self._hand_over(call, agi, decision, customer, navigator)
         await self.store.save(call, "call.routed" if call.queue else "call.updated")
@@ -231,21 +233,25 @@ class Controller:
                          customer: Customer | None = None, navigator: Navigator | None = None) -> None:
         """Tell the dialplan what to do next, and record the outcome."""
         variables: dict[str, str] = {}
-        if decision.kind == "queue" and decision.queue:
+        if decision.kind is DecisionKind.QUEUE and decision.queue:
             call.queue, call.outcome = decision.queue, Outcome.QUEUED
             variables = {"IVR_QUEUE": decision.queue, "IVR_PRIORITY": str(decision.priority)}
             if self.acd.accepting and not agi.hung_up:
                 variables.update(await self._hold_for_acd(call, decision, customer, navigator or self.navigator))
-        elif decision.kind == "transfer" and decision.target:
+        elif decision.kind is DecisionKind.TRANSFER and decision.target:
             call.transfer_to, call.queue, call.outcome = decision.target, decision.queue, Outcome.QUEUED
             variables = {"IVR_ACTION": "transfer", "IVR_TARGET": decision.target,
                          "IVR_QUEUE": decision.queue or self.settings.fallback_queue}
-        elif decision.kind == "callback":
+        elif decision.kind is DecisionKind.CALLBACK:
             call.queue, call.outcome = decision.queue, Outcome.CALLBACK
-            await self.store.request_callback(call)
+            await self.store.request_callback(call)  # the audit trail (ivr:callbacks)
+            # The ACD keeps the caller's place and calls back in turn: an agent first, then the caller.
+            await self.acd.request_callback(call, decision.queue or self.settings.fallback_queue,
+                                            decision.skills[0] if decision.skills else None, decision.priority,
+                                            customer)
             variables = {"IVR_ACTION": "hangup"}
         else:
-            if decision.reason == "caller hung up":
+            if decision.caller_left:
                 call.outcome = Outcome.ABANDONED
             else:
                 call.outcome = Outcome.SELF_SERVICE if call.self_served else Outcome.ABANDONED
@@ -284,29 +290,36 @@ class Controller:
 
     async def _navigate(self, call: CallRecord, agi: AgiSession, navigator: Navigator) -> Decision:
         session_id, connected = self.audio.expect(call.call_id)
-        target = f"{session_id},{self.settings.audiosocket_host}:{self.settings.audiosocket_port}"
-        # EXEC AudioSocket returns only when the socket closes, so it runs beside the navigation.
-        audiosocket_app = asyncio.create_task(agi.exec("AudioSocket", target), name=f"exec-audiosocket-{call.call_id}")
+        native = await agi.get_variable("CHANNEL(audionativeformat)") or ""
+        heard_as = dial_format(native, self.settings.wideband)
+        target = (f"AudioSocket/{self.settings.audiosocket_host}:{self.settings.audiosocket_port}"
+                  f"/{session_id}/c({heard_as})")
+        log.debug("call %s: caller's leg is %s: hearing it as %s", call.call_id, native or "?", heard_as)
+        # EXEC Dial returns only when the socket closes, so it runs beside the navigation; "g": the call
+        # goes on here after the AudioSocket leg hangs up.
+        audiosocket_app = asyncio.create_task(agi.exec("Dial", target, "", "g"), name=f"audiosocket-{call.call_id}")
         try:
-            done, _ = await asyncio.wait({audiosocket_app, connected},
+            started: set[asyncio.Future[Any]] = {audiosocket_app, connected}
+            done, _ = await asyncio.wait(started,
                                          timeout=self.settings.audiosocket_connect_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if connected not in done:
                 self.audio.forget(session_id)
                 if audiosocket_app.done() and isinstance(audiosocket_app.exception(), CallHungUp):
                     raise CallHungUp("caller hung up before audio started")
-                reason = "AudioSocket did not connect" if not done else "AudioSocket() ended before connecting"
+                reason = "AudioSocket did not connect" if not done else "the AudioSocket dial ended before connecting"
                 call.note(f"{reason}: to a person")
                 log.error("call %s: %s", call.call_id, reason)
-                return Decision("queue", queue=self.settings.fallback_queue, reason=reason)
+                return Decision(DecisionKind.QUEUE, queue=self.settings.fallback_queue, reason=reason)
             session: AudioSession = connected.result()
             try:
                 decision = await navigator.run(call, session)
             finally:
+                call.heard_at_hz = session.rate if session.frames_in else None
                 await session.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(audiosocket_app), 5)
-            if session.close_reason.startswith(("hangup", "socket closed by Asterisk")) and decision.kind == "hangup":
+            if session.end is not None and session.end.caller_left and decision.kind is DecisionKind.HANGUP:
                 raise CallHungUp(session.close_reason)
             return decision
         finally:
@@ -318,6 +331,10 @@ class Controller:
     async def on_listen(self, call: CallRecord, node: str, prompt_s: float) -> None:
         # The simulator (and the supervisor wall) follow calls through these events.
         await self.store.save(call, "call.listening", {"node": node, "prompt_s": round(prompt_s, 3)})
+
+    async def on_prompt_done(self, call: CallRecord, node: str) -> None:
+        # When the prompt truly ended (played out or cut): under load the paced playback outlasts its seconds.
+        await self.store.save(call, "call.prompt_done", {"node": node})
 
     # --- what Asterisk tells us about calls after the IVR
 
@@ -382,6 +399,7 @@ def build_controller(settings: Settings) -> Controller:
             log.warning("no speech recognition for %r: %s (callers in that language use keys)", language, exc)
     controller = Controller(settings, navigator)
     navigator.on_listen = controller.on_listen
+    navigator.on_prompt_done = controller.on_prompt_done
     navigator.on_turn = controller.store.append_turn
     navigator.customers = controller.customers.by_phone
     return controller

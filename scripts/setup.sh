@@ -56,7 +56,8 @@ install_venv() {
   log "installing the python package into .venv/"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q -e "$ROOT_DIR[dev]"
+  # dev: the test tools; sim: the simulators' SIP phones (pyVoIP), which the demo and the tests use.
+  "$VENV/bin/pip" install -q -e "$ROOT_DIR[dev,sim]"
   mkdir -p "$STAMP_DIR"; echo "$want" > "$STAMP_DIR/venv"
 }
 

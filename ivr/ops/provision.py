@@ -16,17 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ivr.audio import write_wav
-from ivr.config import PROJECT_DIR, Settings
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not line.startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
+from ivr.config import PROJECT_DIR, Settings, read_env_file
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -45,7 +35,7 @@ def sip_password_key(extension: str) -> str:
 def ensure_secrets(settings: Settings) -> dict[str, str]:
     """Create or complete run/secrets.env; never rotates an existing value."""
     path = settings.run_dir / "secrets.env"
-    values = _read_env_file(path)
+    values = read_env_file(path)
     wanted = ["IVR_AMI_SECRET"] + [
         sip_password_key(ext) for ext in (*settings.desk_extensions, *settings.field_extensions, settings.sim_extension)
     ]

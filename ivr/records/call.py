@@ -119,6 +119,9 @@ class CallRecord:
     """When the controller took the call."""
     ended_at: float | None = None
     """When the channel hung up."""
+    heard_at_hz: int | None = None
+    """The rate the controller heard the caller at: 16000 for a wideband leg (G.722, Opus), 8000 for a
+    telephone-band one; None when the audio never connected. The last rate if it changed mid-call."""
     flow_version: int | None = None
     """The version of the flow the call walked (ivr.voice.versions; a publish mid-call does not change it), None
     when the controller runs the flow from its file (Redis was unavailable when it loaded)."""

@@ -22,12 +22,14 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ivr.records.call import CallRecord, Turn
+from ivr.records.redis_text import StreamFields
 
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "ivr:events"
 CONTROLLER_KEY = "ivr:controller"
 CALLBACKS_STREAM = "ivr:callbacks"
+"""Stream: every callback accepted in the flow, an audit trail (the ACD keeps and places them)."""
 
 
 def reconnecting() -> Retry:
@@ -108,7 +110,7 @@ class CallStore:
 
     async def append_turn(self, call: CallRecord, turn: Turn) -> None:
         """The per-call turn log trainers read (a Redis stream), and a live update of the record."""
-        fields = {k: json.dumps(v, ensure_ascii=False) for k, v in asdict(turn).items()}
+        fields: StreamFields = {k: json.dumps(v, ensure_ascii=False) for k, v in asdict(turn).items()}
         try:
             await self.redis.xadd(f"{call_key(call.call_id)}:turns", fields, maxlen=200, approximate=True)
             await self.redis.expire(f"{call_key(call.call_id)}:turns", self.ttl_s)
@@ -117,15 +119,16 @@ class CallStore:
         await self.save(call, "call.turn", {"node": turn.node, "intent": turn.intent})
 
     async def request_callback(self, call: CallRecord) -> None:
-        """A callback that keeps the caller's place: the router (ACD) calls back in turn."""
+        """Log a callback accepted in the flow on the ``ivr:callbacks`` stream: the audit trail of callback requests.
+
+        Calling back is the ACD's (``ivr.routing.acd``, which keeps the callback in ``ivr:callbacks:pending``)."""
         try:
             await self.redis.xadd(CALLBACKS_STREAM, {"call_id": call.call_id, "caller": call.caller,
                                                      "queue": call.queue or "", "customer": call.customer or "",
                                                      "at": str(time.time())})
         except (RedisError, OSError) as exc:
-            log.error("call %s: callback request not stored (%s); the caller was told we would call", call.call_id,
-                      exc)
-            call.note(f"callback request not stored: {exc}")
+            log.error("call %s: callback request not logged (%s)", call.call_id, exc)
+            call.note(f"callback request not logged: {exc}")
 
     async def load(self, call_id: str) -> CallRecord | None:
         raw = await self.redis.get(call_key(call_id))

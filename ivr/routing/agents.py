@@ -1,9 +1,9 @@
-"""The agent directory and presence: who can take calls, on which device, and whether they can now.
+"""Presence and the agent directory's writes: who can take calls now, and every change published.
 
-Redis keys: ``ivr:agent:<id>`` (the directory entry, JSON), ``ivr:agents`` (a set of ids),
-``ivr:presence:<id>`` (a hash: status, reason, since; written by whoever changes it) and the
-``ivr:presence`` channel, on which every change is published so the ACD in the controller
-(and the web side) follow without polling.
+Redis keys: the directory entries (``ivr:agent:<id>``, ``ivr:agents``; the model and its keys are plain data in
+``ivr.records.agent``, re-exported here), ``ivr:presence:<id>`` (a hash: status, reason, since; written by
+whoever changes it) and the ``ivr:presence`` channel, on which every change is published so the ACD in the
+controller (and the web side) follow without polling.
 
 The directory says who an agent is; presence says what they are doing. Presence has two
 sources: the agent (ready, not ready with a reason, offline, wrap-up done) and Asterisk
@@ -19,24 +19,16 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, Field, field_validator
 from redis.exceptions import RedisError
 
-from ivr.records.importing import Importer, split_mapping
+from ivr.records.agent import AGENTS, AGENTS_SET, Agent, Role, agent_key, read_agents
+
+__all__ = ["AGENTS", "AGENTS_SET", "AGENT_SETTABLE", "PRESENCE_CHANNEL", "Agent", "AgentDirectory", "Presence",
+           "Role"]
 
 log = logging.getLogger(__name__)
 
 PRESENCE_CHANNEL = "ivr:presence"
-AGENTS_SET = "ivr:agents"
-
-
-class Role(enum.StrEnum):
-    DESK = "desk"
-    """A desk agent on a softphone."""
-    FIELD = "field"
-    """A field manager (loan officer, engineer) on a mobile extension."""
-    SUPERVISOR = "supervisor"
-    """Watches queues; takes calls only if given skills."""
 
 
 class Presence(enum.StrEnum):
@@ -54,38 +46,6 @@ class Presence(enum.StrEnum):
 AGENT_SETTABLE = frozenset({Presence.OFFLINE, Presence.READY, Presence.NOT_READY, Presence.WRAP_UP})
 
 
-class Agent(BaseModel):
-    """One person in the directory."""
-
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str = Field(min_length=1)
-    role: Role = Role.DESK
-    skills: dict[str, int] = Field(default_factory=dict, description="skill -> proficiency 0..10")
-    languages: list[str] = Field(default_factory=lambda: ["ko"])
-    dialects: list[str] = Field(default_factory=list)
-    vip: bool = Field(default=False, description="may take VIP callers")
-    device: str = Field(pattern=r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+]+$",
-                        description="Asterisk dial string: a desk softphone (PJSIP/1001) or a mobile extension")
-    mobile: str | None = Field(default=None, pattern=r"^\+?[0-9]{3,20}$",
-                               description="mobile number reached through the trunk when the extension is away")
-    max_offers: int = Field(default=1, ge=1, le=5, description="calls offered at once")
-
-    @field_validator("skills")
-    @classmethod
-    def _proficiency_range(cls, skills: dict[str, int]) -> dict[str, int]:
-        for skill, level in skills.items():
-            if not 0 <= level <= 10:
-                raise ValueError(f"skill {skill!r}: proficiency {level} is outside 0..10")
-            if not skill or not skill.replace("_", "").isalnum():
-                raise ValueError(f"skill {skill!r}: letters, digits and _ only")
-        return skills
-
-    @property
-    def device_id(self) -> str:
-        """The device name AMI's DeviceStateChange uses (no dial options)."""
-        return self.device
-
-
 class AgentDirectory:
     """The directory and presence in Redis; every change of presence is published."""
 
@@ -94,21 +54,17 @@ class AgentDirectory:
 
     async def put(self, agent: Agent) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"ivr:agent:{agent.id}", agent.model_dump_json())
+            pipe.set(agent_key(agent.id), agent.model_dump_json())
             pipe.sadd(AGENTS_SET, agent.id)
             pipe.hsetnx(f"ivr:presence:{agent.id}", "status", Presence.OFFLINE.value)
             await pipe.execute()
         await self.redis.publish(PRESENCE_CHANNEL, json.dumps({"agent": agent.id, "directory": True}))
 
     async def all(self) -> list[Agent]:
-        ids = sorted(await self.redis.smembers(AGENTS_SET))
-        if not ids:
-            return []
-        raws = await self.redis.mget([f"ivr:agent:{i}" for i in ids])
-        return [Agent.model_validate_json(raw) for raw in raws if raw]
+        return await read_agents(self.redis)
 
     async def get(self, agent_id: str) -> Agent | None:
-        raw = await self.redis.get(f"ivr:agent:{agent_id}")
+        raw = await self.redis.get(agent_key(agent_id))
         return Agent.model_validate_json(raw) if raw else None
 
     async def presence(self, agent_id: str) -> dict[str, Any]:
@@ -151,7 +107,3 @@ class AgentDirectory:
         except (RedisError, OSError) as exc:
             log.warning("presence of %s not written (%s)", agent_id, exc)
 
-
-#: How ``ivr agents import`` reads agents (CSV lists and the ``skills`` mapping).
-AGENTS: Importer[Agent] = Importer(Agent, list_columns=frozenset({"languages", "dialects"}),
-                                   columns={"skills": split_mapping})

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError, WatchError
 
 from ivr.records.customer import CUSTOMERS, Contact, Customer, learn_patience
 from ivr.records.importing import ImportResult, SourceRow
+from ivr.records.redis_text import text
 from ivr.telephony.agi import normalize_number
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class CustomerStore:
         try:
             async with asyncio.timeout(self.timeout_s):
                 customer_id = await self.redis.get(f"ivr:phone:{number}")
-                raw = await self.redis.get(f"ivr:customer:{customer_id}") if customer_id else None
+                raw = await self.redis.get(f"ivr:customer:{text(customer_id)}") if customer_id else None
         except (TimeoutError, RedisError, OSError) as exc:
             log.warning("customer lookup for a caller failed (%s); treating the caller as unknown", exc or "timeout")
             return None

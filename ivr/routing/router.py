@@ -189,10 +189,6 @@ class Router:
         agent.status = status or ("ready" if ready else "not_ready")
         return self.upsert_agent(agent, now)
 
-    def remove_agent(self, agent_id: str) -> None:
-        self._unindex_agent(agent_id)
-        self.agents.pop(agent_id, None)
-
     # --- calls
 
     def enqueue(self, call: WaitingCall, now: float) -> list[Offer]:

@@ -6,27 +6,14 @@ creates (1001-1004, 2001-2002) and takes the calls Asterisk sends it: it answers
 or declines them with 486 Busy Here ("reject"). Every incoming INVITE is recorded as a
 :class:`RingEvent`, so a test can check who rang, when, and how the call ended.
 
-It reuses the SIP and RTP fixes of :mod:`ivr.sim.sip_caller` (REGISTER that survives
-Asterisk's qualify OPTIONS, OPTIONS answered, an RTP sender that always sends
-paced silence). pyVoIP 1.6.8 was written to place calls more than to take them, so
-the receiving side needs more fixes of its own (see :class:`_AgentSip`, :class:`_AgentCall` and
-:class:`_AgentVoIPPhone`):
-
-- CANCEL is answered 200 OK but otherwise ignored: the call stays RINGING forever and
-  Asterisk never gets the 487 that ends its INVITE transaction. Handled here.
-- ``VoIPCall.deny()`` stops RTP clients that were never started (AttributeError, after
-  the 486 is sent but before the call is removed).
-- 180 Ringing carries Asterisk's own Contact instead of the phone's; 200 OK to BYE and
-  CANCEL carries a fresh random To tag instead of the dialog's; a BYE from the phone
-  copies the INVITE's Via (Asterisk's address and branch) instead of its own. Asterisk
-  happens to tolerate these; they are corrected anyway, since other servers need not.
-- An incoming call's RTP port is not recorded on the call, so pyVoIP's port clean-up can
-  hand the port of a live call to the next one: this phone takes one call at a time and
-  answers any other INVITE 486 Busy Here, as a phone without call waiting does.
-- The INVITE's display name is parsed with a stray quote (``Name"``).
-- The phone starts receiving 1 s after it registers (a call routed at once would ring late),
-  and the user's call callback runs in a thread started 1 s after the INVITE; here both
-  happen at once, and each call gets one worker thread of our own.
+It is built on :mod:`ivr.sim.pyvoip_patches`: pyVoIP 1.6.8 was written to place calls more than
+to take them, and every fix it needs for that (CANCEL ignored, responses with the wrong Contact or tags,
+RTP clients stopped before they started, a late start of receiving) is listed and made there. What is
+left here is the phone's own call handling: one call at a time (pyVoIP does not record an incoming
+call's RTP port on the call, so a second call could be given the port of the first: any other INVITE
+is answered 486 Busy Here, as a phone without call waiting does), one worker thread per call (pyVoIP
+would run its callback in a thread started 1 s after the INVITE), and a re-INVITE answered without
+starting the call's media a second time.
 """
 
 from __future__ import annotations
@@ -35,8 +22,6 @@ import contextlib
 import enum
 import logging
 import random
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -44,24 +29,17 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-import pyVoIP
-from pyVoIP import VoIP  # noqa: F401  (first: importing pyVoIP.SIP alone fails on a circular import)
-from pyVoIP.RTP import PayloadType
-from pyVoIP.SIP import SIPMessage, SIPMessageType
-from pyVoIP.VoIP import CallState, PhoneStatus
-
 from ivr.config import Settings
-from ivr.sim.simulator import SimulationError
-from ivr.sim.sip_caller import (
-    SIP_SERVER,
-    _Call,
-    _free_udp_port,
-    _local_ip_towards,
-    _Phone,
-    _Rtp,
-    _Sip,
-    sip_password,
+from ivr.sim.pyvoip_patches import (
+    AnsweringCall,
+    AnsweringPhone,
+    CallState,
+    PhoneStatus,
+    SIPMessage,
+    parse_from_header,
 )
+from ivr.sim.simulator import SimulationError
+from ivr.sim.sip_caller import SIP_SERVER, _free_udp_port, _local_ip_towards, sip_password
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +47,6 @@ log = logging.getLogger(__name__)
 #: 11000-11100) so a caller and agents in one process never collide, and from Asterisk's (10000-10999).
 AGENT_RTP_PORTS = range(11200, 11400)
 
-USER_AGENT = f"ivr agent phone (pyVoIP {pyVoIP.__version__})"
-#: Seconds between registration attempts after a refresh failed (Asterisk restarting, say).
-REGISTER_RETRY_S = 5.0
 
 AnswerMode = Literal["auto", "never", "reject"]
 ANSWER_MODES: tuple[str, ...] = ("auto", "never", "reject")
@@ -143,185 +118,23 @@ def _release_port(port: int) -> None:
         _ports_claimed.discard(port)
 
 
-def _parse_caller(from_raw: str) -> tuple[str, str]:
-    """(number, display name) of a From header without its tag: ``"Agent 1002" <sip:1002@127.0.0.1>``."""
-    match = re.search(r"sips?:([^@;>]*)@", from_raw)
-    number = match.group(1) if match else ""
-    name = from_raw.split("<", 1)[0].strip() if "<" in from_raw else ""
-    if len(name) >= 2 and name[0] == name[-1] == '"':
-        name = re.sub(r"\\(.)", r"\1", name[1:-1])  # a quoted-string's escapes (RFC 3261 25.1)
-    return number, name
 
 
-class _AgentRtp(_Rtp):
-    """Our RTP client, remembering its threads so the phone can wait for them when it stops
-    (pyVoIP's thread names are the same for every phone in the process)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.threads: list[threading.Thread] = []
-        self.started = False
-
-    def start(self) -> None:
-        self.started = True
-        super().start()
-
-    def stop(self) -> None:
-        if self.started:  # pyVoIP's stop() of a client never started fails: it has no sockets yet
-            super().stop()
-
-    def recv(self) -> None:
-        self.threads.append(threading.current_thread())
-        super().recv()
-
-    def trans(self) -> None:
-        self.threads.append(threading.current_thread())
-        super().trans()
-
-
-class _AgentCall(_Call):
-    """An incoming call: answered with G.711 ulaw (and telephone-event) only."""
-
-    def create_rtp_clients(self, codecs: dict[int, PayloadType], ip: str, port: int, request: SIPMessage,
-                           baseport: int) -> None:
-        # Our sender's silence and audio are ulaw, and pyVoIP sends with the first codec of the
-        # answer: offering alaw back too could make Asterisk expect alaw.
-        ulaw = {pt: kind for pt, kind in codecs.items() if kind in (PayloadType.PCMU, PayloadType.EVENT)}
-        if PayloadType.PCMU not in ulaw.values():
-            return  # no RTP client: the phone refuses the call (488)
-        for index, connection in enumerate(request.body["c"]):
-            self.RTPClients.append(_AgentRtp(ulaw, ip, port, connection["address"], baseport + index,
-                                             self.sendmode, dtmf=self.dtmf_callback))
-
-    def stop_media(self) -> None:
-        for client in self.RTPClients:
-            client.stop()
-
-    @property
-    def threads(self) -> list[threading.Thread]:
-        return [t for client in self.RTPClients if isinstance(client, _AgentRtp) for t in client.threads]
-
-
-class _AgentSip(_Sip):
-    """_Sip with the responses a called phone sends, and CANCEL handled."""
-
-    phone: _AgentVoIPPhone
-    recv_thread: threading.Thread | None = None
-
-    def send(self, message: str) -> None:
-        log.debug("agent %s SIP >> %s", self.username, message.split("\r\n", 1)[0])
-        self.out.sendto(message.encode("utf8"), (self.server, self.port))
-
-    def start(self) -> None:
-        # pyVoIP's start() begins receiving 1 s after registering: a call routed to the agent right away
-        # would wait in the socket, and its RingEvent.at be late. Also: the thread is ours to join.
-        if self.NSD:
-            raise RuntimeError("SIP client already started")
-        self.NSD = True
-        self.s = self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind((self.myIP, self.myPort))
-        self.register()
-        self.recv_thread = threading.Thread(target=self.recv_loop, name=f"SIP Recieve {self.username}", daemon=True)
-        self.recv_thread.start()
-
-    def parse_message(self, message: SIPMessage) -> None:
-        if message.type != SIPMessageType.MESSAGE:
-            log.debug("agent %s SIP << %s (%s)", self.username, message.status, message.headers["CSeq"]["method"])
-        else:
-            log.debug("agent %s SIP << %s %s", self.username, message.method, message.headers.get("Call-ID"))
-            if message.method == "CANCEL":
-                # pyVoIP hands CANCEL to VoIPPhone.callback, which ignores it: the call would ring forever.
-                self.phone.agent._on_cancel(message)
-                return
-        super().parse_message(message)
-
-    def register(self) -> bool:
-        registered = bool(super().register())
-        if not registered and self.NSD:
-            # _Sip stops refreshing after a failure: an agent's phone keeps trying, as a real one does
-            # (stop() cancels this like the refresh).
-            self.registerThread = threading.Timer(REGISTER_RETRY_S, self.register)
-            self.registerThread.daemon = True
-            self.registerThread.start()
-        if self.registerThread is not None:
-            # Named like pyVoIP's own, so checks for leftover pyVoIP threads see it.
-            self.registerThread.name = f"SIP Register {self.username}"
-        return registered
-
-    def dialog_tag(self, request: SIPMessage) -> str:
-        """Our tag in the dialog an INVITE creates: the same on 180, 200, 486 and 487 (pyVoIP's gen_busy
-        and gen_ok draw a new one each time)."""
-        call_id = request.headers["Call-ID"]
-        if call_id not in self.tagLibrary:
-            self.tagLibrary[call_id] = self.gen_tag()
-        return str(self.tagLibrary[call_id])
-
-    def response(self, request: SIPMessage, status: str, to_tag: str, *, contact: bool = False) -> str:
-        """A response without a body."""
-        headers = request.headers
-        lines = [
-            f"SIP/2.0 {status}\r\n",
-            self._gen_response_via_header(request),
-            f"From: {headers['From']['raw']};tag={headers['From']['tag']}\r\n",
-            f"To: {headers['To']['raw']};tag={to_tag}\r\n",
-            f"Call-ID: {headers['Call-ID']}\r\n",
-            f"CSeq: {headers['CSeq']['check']} {headers['CSeq']['method']}\r\n",
-            f"Contact: <sip:{self.username}@{self.myIP}:{self.myPort}>\r\n" if contact else "",
-            f"User-Agent: {USER_AGENT}\r\n",
-            "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS\r\n",
-            "Content-Length: 0\r\n\r\n",
-        ]
-        return "".join(lines)
-
-    def gen_ringing(self, request: SIPMessage) -> str:
-        # pyVoIP's puts Asterisk's Contact in it: the early dialog's remote target would be Asterisk itself.
-        return self.response(request, "180 Ringing", self.dialog_tag(request), contact=True)
-
-    def gen_busy(self, request: SIPMessage) -> str:
-        return self.response(request, "486 Busy Here", self.dialog_tag(request), contact=True)
-
-    def gen_ok(self, request: SIPMessage) -> str:
-        # In a dialog (BYE) the To tag is ours already; a CANCEL's To is the INVITE's, so its tag is the
-        # one we gave the INVITE; out of dialog (OPTIONS) any fresh tag will do.
-        tag = request.headers["To"]["tag"] or self.tagLibrary.get(request.headers["Call-ID"]) or self.gen_tag()
-        return self.response(request, "200 OK", tag)
-
-    def gen_bye(self, request: SIPMessage) -> str:
-        """BYE from the called side: our own Via, From/To swapped from the INVITE, sent to Asterisk's Contact."""
-        headers = request.headers
-        tag = self.tagLibrary[headers["Call-ID"]]
-        if headers["From"]["tag"] == tag:  # we placed this call: pyVoIP's own is right for that side
-            return str(super().gen_bye(request))
-        contact = str(headers.get("Contact") or f"<sip:{self.server}:{self.port}>")
-        target = contact.split("<", 1)[-1].split(">", 1)[0]
-        return (
-            f"BYE {target} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {self.myIP}:{self.myPort};branch={self.gen_branch()};rport\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: {headers['To']['raw']};tag={tag}\r\n"
-            f"To: {headers['From']['raw']};tag={headers['From']['tag']}\r\n"
-            f"Call-ID: {headers['Call-ID']}\r\n"
-            f"CSeq: {self.byeCounter.next()} BYE\r\n"
-            f"User-Agent: {USER_AGENT}\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-
-
-class _AgentVoIPPhone(_Phone):
-    """The pyVoIP phone under an AgentPhone: INVITE and BYE go to the AgentPhone."""
-
-    sip: _AgentSip
-    sip_class = _AgentSip
+class _AgentVoIPPhone(AnsweringPhone):
+    """The pyVoIP phone under an AgentPhone: INVITE, CANCEL and BYE go to the AgentPhone."""
 
     def __init__(self, agent: AgentPhone, *args: Any) -> None:
         self.agent = agent
         super().__init__(*args)
 
-    def _callback_MSG_Invite(self, request: SIPMessage) -> None:
+    def on_invite(self, request: SIPMessage) -> None:
         self.agent._on_invite(request)
 
-    def _callback_MSG_Bye(self, request: SIPMessage) -> None:
-        self.agent._on_bye(request)  # the 200 OK follows, from SIPClient.parse_message
+    def on_cancel(self, request: SIPMessage) -> None:
+        self.agent._on_cancel(request)
+
+    def on_bye(self, request: SIPMessage) -> None:
+        self.agent._on_bye(request)
 
 
 @dataclass(eq=False)
@@ -329,7 +142,7 @@ class _Line:
     """The phone's one call."""
 
     ring: RingEvent
-    call: _AgentCall
+    call: AnsweringCall
     done: threading.Event = field(default_factory=threading.Event)
     """Set when the call has ended (wakes the worker)."""
     worker: threading.Thread | None = None
@@ -391,7 +204,7 @@ class AgentPhone:
         with self._cond:
             self._running = True
         try:
-            self.phone.start()  # binds, registers (synchronously, in _Sip.register), then receives
+            self.phone.start()  # binds, registers (synchronously, in AsteriskSipClient.register), then receives
         except OSError as exc:
             self.stop()
             raise AgentPhoneError(f"agent phone {self.extension} cannot start on {self.my_ip}: {exc}") from None
@@ -503,7 +316,7 @@ class AgentPhone:
                 return
             if any(ring.call_id == call_id for ring in self._rings):
                 return  # a late retransmission of a call that has ended
-            number, name = _parse_caller(request.headers["From"]["raw"])
+            number, name = parse_from_header(request.headers["From"]["raw"])
             ring = RingEvent(at=time.time(), call_id=call_id, caller_id=number, caller_name=name)
             self._rings.append(ring)
             log.info("agent phone %s: call %s from %s %r", self.extension, call_id, number, name)
@@ -513,7 +326,7 @@ class AgentPhone:
                 return
             sip.send(sip.gen_ringing(request))
             session_id = random.randint(1, 100000)
-            call = _AgentCall(phone, CallState.RINGING, request, session_id, self.my_ip, sendmode=phone.recvmode)
+            call = AnsweringCall(phone, CallState.RINGING, request, session_id, self.my_ip, sendmode=phone.recvmode)
             if not call.RTPClients:
                 sip.send(sip.response(request, "488 Not Acceptable Here", sip.dialog_tag(request)))
                 self._ended(ring, CallEnd.FAILED)
@@ -609,7 +422,7 @@ class AgentPhone:
             call, sip = line.call, self.phone.sip
             if call.state == CallState.ANSWERED:
                 with contextlib.suppress(OSError):
-                    call.hangup()  # stops RTP, sends BYE (_AgentSip.gen_bye), forgets the call
+                    call.hangup()  # stops RTP, sends BYE (AnsweringSipClient.gen_bye), forgets the call
             elif call.state == CallState.RINGING:
                 # Not pyVoIP's deny(): it fails on the call's never-started RTP clients.
                 with contextlib.suppress(OSError):

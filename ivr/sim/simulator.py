@@ -46,13 +46,28 @@ class SimulationError(RuntimeError):
     """The simulated call could not be placed; the message says what is missing."""
 
 
+#: The rates a simulated caller can speak at: a telephone line, or a wideband (HD voice) leg.
+CALLER_RATES = (8000, 16000)
+
+
 def to_telephone_wav(source: Path, target: Path) -> float:
     """Convert a WAV (any rate, mono or stereo, 16-bit) to 8 kHz mono 16-bit; returns seconds."""
+    return to_caller_audio(source, target, 8000)
+
+
+def to_caller_audio(source: Path, target: Path, rate: int) -> float:
+    """Convert a WAV (any rate, mono or stereo, 16-bit) to mono 16-bit at ``rate``; returns seconds.
+
+    ``target`` ending in .sln16 gets raw 16 kHz samples (the file Asterisk plays to a wideband channel
+    untranscoded); anything else a WAV.
+    """
+    if rate not in CALLER_RATES:
+        raise SimulationError(f"--rate {rate}: a simulated caller speaks at {' or '.join(map(str, CALLER_RATES))} Hz")
     try:
         with wave.open(str(source), "rb") as wav:
             if wav.getsampwidth() != 2:
                 raise SimulationError(f"{source}: only 16-bit PCM WAV is supported (got {8 * wav.getsampwidth()}-bit)")
-            rate, channels = wav.getframerate(), wav.getnchannels()
+            source_rate, channels = wav.getframerate(), wav.getnchannels()
             raw = wav.readframes(wav.getnframes())
         if len(raw) % (2 * channels):
             raise SimulationError(f"{source}: truncated WAV (its audio data ends inside a sample frame)")
@@ -63,10 +78,14 @@ def to_telephone_wav(source: Path, target: Path) -> float:
         raise SimulationError(f"{source}: no such file") from None
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")
-    if rate != 8000:
-        samples = soxr.resample(samples, rate, 8000).astype("<i2")
-    write_wav(target, samples.tobytes())
-    return len(samples) / 8000
+    if source_rate != rate:
+        samples = soxr.resample(samples, source_rate, rate).astype("<i2")
+    if target.suffix == ".sln16":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(samples.tobytes())
+    else:
+        write_wav(target, samples.tobytes(), rate)
+    return len(samples) / rate
 
 
 @dataclass
@@ -87,6 +106,8 @@ class SimulatedCall:
     """Where Asterisk holds the caller: the ACD's waiting room (UserEvent IvrHold) or an Asterisk
     queue (QueueCallerJoin, e.g. when the controller is down)."""
     hung_up: bool = False
+    rate: int = 8000
+    """The rate the caller speaks at: 16000 is a wideband (HD voice) leg, a Local channel in slin16."""
 
     @property
     def caller_uid(self) -> str:
@@ -136,11 +157,11 @@ class CallDriver:
             raise SimulationError(f"--caller {caller!r}: not a phone number")
         return SimulatedCall(caller=number, turns=[])
 
-    def prepare(self, audio: list[Path], dtmf: list[str], work: Path) -> list[tuple[str, str]]:
+    def prepare(self, audio: list[Path], dtmf: list[str], work: Path, rate: int = 8000) -> list[tuple[str, str]]:
         turns: list[tuple[str, str]] = []
         for index, source in enumerate(audio, 1):
-            target = work / f"turn{index}.wav"
-            to_telephone_wav(source, target)
+            target = work / (f"turn{index}.sln16" if rate == 16000 else f"turn{index}.wav")
+            to_caller_audio(source, target, rate)
             turns.append(("audio", self.audio_turn(target)))
         for digits in dtmf:
             if not digits or any(c not in "0123456789*#ABCD" for c in digits):
@@ -201,6 +222,7 @@ class CallDriver:
                       barge_in: bool) -> dict[str, Any]:
         pending = list(sim.turns)
         answers: list[asyncio.Task[None]] = []  # held so they are not garbage-collected mid-flight
+        prompt_over: asyncio.Event | None = None  # set when the turn's prompt has really finished
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
             if message is not None:
@@ -209,8 +231,11 @@ class CallDriver:
                     continue
                 sim.events.append(event)
                 if event["type"] == "call.listening" and pending:
-                    delay = 0.3 if barge_in else event.get("prompt_s", 0) + 0.4
-                    answers.append(asyncio.create_task(self._answer(ami, sim, pending.pop(0), delay)))
+                    prompt_over = asyncio.Event()
+                    answers.append(asyncio.create_task(self._answer(
+                        ami, sim, pending.pop(0), prompt_over, float(event.get("prompt_s", 0)), barge_in)))
+                elif event["type"] == "call.prompt_done" and prompt_over is not None:
+                    prompt_over.set()
             record = await self._record(redis, sim)
             if self._reached(record, sim, until):
                 return record or self._bare_record(sim)
@@ -219,8 +244,20 @@ class CallDriver:
                 await asyncio.sleep(0.3)
                 return await self._record(redis, sim) or self._bare_record(sim)
 
-    async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], delay: float) -> None:
-        await asyncio.sleep(delay)
+    async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], prompt_over: asyncio.Event,
+                      prompt_s: float, barge_in: bool) -> None:
+        """Answer a turn as a caller would: over the prompt (barge-in), or once it has been heard out.
+
+        The prompt's end comes from the controller ("call.prompt_done"), not from its nominal length:
+        on a loaded machine the paced playback runs longer, and an answer timed by the nominal
+        length would start while the prompt still plays and lose its first syllables.
+        """
+        if barge_in:
+            await asyncio.sleep(0.3)
+        else:
+            with contextlib.suppress(TimeoutError):  # the event lost: fall back on the nominal length
+                await asyncio.wait_for(prompt_over.wait(), prompt_s + 5.0)
+            await asyncio.sleep(0.4)
         await self.answer(sim, ami, turn)
 
     async def _record(self, redis: Any, sim: SimulatedCall) -> dict[str, Any] | None:
@@ -263,9 +300,12 @@ class Simulator(CallDriver):
         timeout: float = 60.0,
         barge_in: bool = False,
         keep: bool = False,
+        rate: int = 8000,
     ) -> dict[str, Any]:
+        """``rate`` 16000: the caller is a wideband leg (as a G.722 phone or an app call is)."""
         sim = self.new_call(caller, until)
-        sim.turns = self.prepare(audio, dtmf or [], self.settings.run_dir / "sim" / sim.call_id)
+        sim.rate = rate
+        sim.turns = self.prepare(audio, dtmf or [], self.settings.run_dir / "sim" / sim.call_id, rate)
         return await self.drive(sim, until, timeout, barge_in, keep)
 
     async def place(self, sim: SimulatedCall, ami: AmiClient) -> None:
@@ -273,6 +313,7 @@ class Simulator(CallDriver):
             "Local/s@sim-inbound/n", context="sim-caller", exten="s",
             caller_id=f'"simulated" <{sim.caller}>', variables={"SIM_CALLER": sim.caller},
             channel_id=sim.caller_uid, other_channel_id=sim.call_id, timeout_ms=15_000,
+            codecs="slin16" if sim.rate == 16000 else "",
         )
 
     async def answer(self, sim: SimulatedCall, ami: AmiClient, turn: tuple[str, str]) -> None:
@@ -290,7 +331,7 @@ class Simulator(CallDriver):
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """The stable keys scripts rely on (`ivr call --json`)."""
-    keys = ("call_id", "caller", "customer", "path", "turns", "intent", "queue", "agent", "outcome")
+    keys = ("call_id", "caller", "customer", "path", "turns", "intent", "queue", "agent", "outcome", "heard_at_hz")
     out = {k: record.get(k) for k in keys}
     out["turns"] = [
         {k: t.get(k) for k in ("node", "transcript", "confidence", "intent", "score", "dtmf", "audio", "error")}

@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from panoramisk.utils import parse_agi_result
 
@@ -40,6 +41,16 @@ class AgiError(Exception):
 
 class MalformedEnvironment(AgiError):
     """Asterisk's greeting was incomplete, oversized or missing required keys."""
+
+    def __init__(self, message: str, received: int | None = None) -> None:
+        super().__init__(message)
+        self.received = received
+        """Bytes the peer sent before closing, when it closed early; None for the other failures."""
+
+    @property
+    def is_probe(self) -> bool:
+        """The peer connected and closed without a byte: a port probe (`ivr doctor`, a monitor), no call."""
+        return self.received == 0
 
 
 class CallHungUp(AgiError):
@@ -110,7 +121,8 @@ async def read_environment(reader: asyncio.StreamReader, timeout: float) -> dict
     try:
         blob = await asyncio.wait_for(reader.readuntil(b"\n\n"), timeout)
     except asyncio.IncompleteReadError as exc:
-        raise MalformedEnvironment(f"peer closed after {len(exc.partial)} bytes, before the blank line") from None
+        raise MalformedEnvironment(f"peer closed after {len(exc.partial)} bytes, before the blank line",
+                                   received=len(exc.partial)) from None
     except asyncio.LimitOverrunError:
         raise MalformedEnvironment(f"AGI environment over {MAX_ENVIRONMENT_BYTES} bytes") from None
     except TimeoutError:
@@ -175,7 +187,8 @@ class AgiSession:
                                 break
                             usage.append(more.decode("utf-8", "replace").rstrip("\r\n"))
                         raise AgiError(f"AGI {line!r} rejected: " + " ".join(usage), 520)
-                    reply = parse_agi_result(text) if text[:3].isdigit() else {"error": "unparsable", "msg": text}
+                    reply: dict[str, Any] = (parse_agi_result(text) if text[:3].isdigit()
+                                             else {"error": "unparsable", "msg": text})
                     if reply.get("status_code") == 100:  # "100 Trying..." precedes the real reply
                         continue
                     break
@@ -248,7 +261,7 @@ class FastAgiServer(TcpListener):
                 return
             await handler(AgiSession(env, reader, writer))
         except MalformedEnvironment as exc:
-            if str(exc).startswith("peer closed after 0 bytes"):
+            if exc.is_probe:
                 log.debug("FastAGI connection from %s closed without a request (a port probe)", peer)
             else:
                 log.error("FastAGI from %s rejected: %s", peer, exc)

@@ -180,8 +180,13 @@ class AmiClient:
         channel_id: str = "",
         other_channel_id: str = "",
         timeout_ms: int = 30_000,
+        codecs: str = "",
     ) -> None:
-        """Originate without waiting for the answer (Async: the result arrives as an event)."""
+        """Originate without waiting for the answer (Async: the result arrives as an event).
+
+        ``codecs``: the new channel's formats (e.g. "slin16" for a wideband Local channel); Asterisk's
+        default when empty is slin, 8 kHz.
+        """
         action: dict[str, Any] = {
             "Action": "Originate",
             "Channel": channel,
@@ -197,6 +202,8 @@ class AmiClient:
             action["ChannelId"] = channel_id
         if other_channel_id:
             action["OtherChannelId"] = other_channel_id
+        if codecs:
+            action["Codecs"] = codecs
         if variables:
             action["Variable"] = [f"{k}={v}" for k, v in variables.items()]
         # Only the immediate "queued" reply is awaited: waiting for OriginateResponse here

@@ -3,7 +3,16 @@
 Wire format (Asterisk ``res_audiosocket``): every message is a 3-byte header,
 kind (1 byte) and payload length (2 bytes, big-endian), then the payload.
 Asterisk connects to us, sends the call's UUID first, then 20 ms frames of
-8 kHz signed-linear audio and DTMF digits; we send audio back the same way.
+signed-linear audio and DTMF digits; we send audio back the same way.
+
+Audio kinds and rates (``include/asterisk/res_audiosocket.h``, Asterisk 22.10.1): 0x10 slin 8 kHz,
+0x11 12 kHz, 0x12 16 kHz, 0x13 24 kHz, 0x14 32 kHz, 0x15 44.1 kHz, 0x16 48 kHz, 0x17 96 kHz,
+0x18 192 kHz; all 16-bit signed little-endian mono. What Asterisk 22.10.1 really does (measured on
+the wire with a scratch Asterisk, 2026-11-24): the ``AudioSocket()`` application always forces slin
+and sends 0x10, even on a wideband channel; the channel driver,
+``Dial(AudioSocket/host:port/uuid/c(slin16))``, sends 0x12 frames of 640 bytes; without ``c(...)``
+it sends the caller's own codec (e.g. 160-byte mu-law frames) labelled 0x10, so the codec must
+always be forced. Asterisk accepts every audio kind back and transcodes to the channel's format.
 
 Quirks handled here, where the protocol is parsed:
 - app_audiosocket ends the session after 2 s without frames in either direction,
@@ -12,6 +21,12 @@ Quirks handled here, where the protocol is parsed:
   call are accepted; any other connection is closed at once.
 - A peer that sends garbage, an oversized frame or disconnects mid-frame ends
   only its own session, with a logged reason.
+- Every audio event carries its sample rate: a channel may change format mid-call
+  (a transfer from a wideband to a narrowband leg), and a misconfigured trunk may
+  deliver 48 kHz; the consumer resamples or re-creates its recognizer.
+- An audio frame whose length is not whole 16-bit samples is dropped with a logged
+  error (it would shift every later sample by a byte); a stream of them ends the
+  session. Unknown kinds are refused (dropped, logged as errors once per kind).
 """
 
 from __future__ import annotations
@@ -33,27 +48,108 @@ from ivr.telephony.tcp import TcpListener
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
+"""The narrowband rate: what ``AudioSocket()`` always sends, and the default of everything here."""
+SAMPLE_WIDTH = 2
+"""Bytes per sample of every audio kind: 16-bit signed little-endian mono."""
 #: 20 ms of 8 kHz 16-bit mono: the frame size Asterisk sends and expects.
 FRAME_BYTES = 320
 FRAME_SECONDS = 0.020
 SILENCE_FRAME = bytes(FRAME_BYTES)
 HEADER = struct.Struct("!BH")
-#: Largest payload we accept: a second of 48 kHz audio is far above anything Asterisk sends.
+#: Largest payload we accept: 20 ms at 192 kHz is 7680 bytes; a second of 8 kHz audio is 16000.
 MAX_PAYLOAD = 16_000
+#: Consecutive malformed audio frames after which the session ends (a second of 20 ms frames).
+MAX_BAD_AUDIO_FRAMES = 50
 
 
 class Kind(enum.IntEnum):
-    """Message kinds of the AudioSocket protocol."""
+    """Message kinds of the AudioSocket protocol (``enum ast_audiosocket_msg_kind``)."""
 
     HANGUP = 0x00
     UUID = 0x01
     DTMF = 0x03
     AUDIO = 0x10
+    """Signed linear 8 kHz (``slin``); the only kind ``AudioSocket()`` sends."""
+    AUDIO_SLIN12 = 0x11
+    AUDIO_SLIN16 = 0x12
+    AUDIO_SLIN24 = 0x13
+    AUDIO_SLIN32 = 0x14
+    AUDIO_SLIN44 = 0x15
+    AUDIO_SLIN48 = 0x16
+    AUDIO_SLIN96 = 0x17
+    AUDIO_SLIN192 = 0x18
     ERROR = 0xFF
+
+    @property
+    def is_audio(self) -> bool:
+        return self in AUDIO_RATES
+
+    @property
+    def rate(self) -> int:
+        """Sample rate of an audio kind; ValueError for a kind that carries no audio."""
+        try:
+            return AUDIO_RATES[self]
+        except KeyError:
+            raise ValueError(f"AudioSocket kind {self.name} (0x{self.value:02x}) carries no audio") from None
+
+    @classmethod
+    def for_rate(cls, rate: int) -> Kind:
+        """The audio kind of signed linear audio at `rate`; ValueError for a rate the protocol lacks."""
+        try:
+            return _KIND_FOR_RATE[rate]
+        except KeyError:
+            known = ", ".join(str(r) for r in _KIND_FOR_RATE)
+            raise ValueError(f"AudioSocket has no audio kind for {rate} Hz (rates: {known})") from None
+
+
+AUDIO_RATES: dict[int, int] = {
+    Kind.AUDIO: 8000,
+    Kind.AUDIO_SLIN12: 12000,
+    Kind.AUDIO_SLIN16: 16000,
+    Kind.AUDIO_SLIN24: 24000,
+    Kind.AUDIO_SLIN32: 32000,
+    Kind.AUDIO_SLIN44: 44100,
+    Kind.AUDIO_SLIN48: 48000,
+    Kind.AUDIO_SLIN96: 96000,
+    Kind.AUDIO_SLIN192: 192000,
+}
+"""Sample rate of each audio kind, as res_audiosocket maps kinds to slin formats."""
+_KIND_FOR_RATE: dict[int, Kind] = {rate: Kind(kind) for kind, rate in AUDIO_RATES.items()}
+
+
+def _known(kind: int) -> bool:
+    return kind in Kind._value2member_map_
+
+
+#: Channel formats that carry more than the telephone band: a caller on one is heard at 16 kHz.
+WIDEBAND_FORMATS = frozenset({"g722", "opus", "siren7", "siren14", "speex16", "speex32", "silk16", "silk24",
+                              "slin16", "slin24", "slin32", "slin44", "slin48", "slin96", "slin192", "g719"})
+
+
+def dial_format(native_formats: str, wideband: bool = True) -> str:
+    """The signed-linear format to ask ``Dial(AudioSocket/.../c(<format>))`` for, given the caller's
+    ``CHANNEL(audionativeformat)`` (Asterisk prints it as ``(g722)`` or ``(ulaw|alaw)``).
+
+    "slin16" (kind 0x12, what the 16 kHz model wants) when any native format is wideband and
+    ``wideband`` is on; "slin" (0x10, 8 kHz) otherwise. Never the caller's own codec: without
+    ``c(...)`` the channel driver labels raw mu-law frames 0x10.
+    """
+    names = {name.strip().lower() for name in native_formats.strip().strip("()").split("|") if name.strip()}
+    return "slin16" if wideband and names & WIDEBAND_FORMATS else "slin"
+
+
+def frame_bytes(rate: int) -> int:
+    """Bytes of 20 ms of 16-bit mono audio at `rate` (320 at 8 kHz, 640 at 16 kHz, 1764 at 44.1 kHz)."""
+    Kind.for_rate(rate)  # only the protocol's rates
+    return rate // 50 * SAMPLE_WIDTH
 
 
 class ProtocolError(Exception):
     """The peer broke the AudioSocket protocol; the session ends."""
+
+
+class FrameError(ValueError):
+    """One frame is malformed (its kind and length disagree, or its kind is unknown); it is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +166,41 @@ class Frame:
             raise ValueError(f"AudioSocket payload too long: {len(self.payload)} bytes (max 65535)")
         return HEADER.pack(self.kind, len(self.payload)) + self.payload
 
+    @property
+    def rate(self) -> int | None:
+        """Sample rate of an audio frame; None for any other kind (known or not)."""
+        return AUDIO_RATES.get(self.kind)
+
+    def audio(self) -> tuple[bytes, int]:
+        """The PCM and sample rate of an audio frame.
+
+        FrameError when the kind carries no audio (naming an unknown kind as such), or when the
+        length is not whole 16-bit samples (odd-length PCM: the kind and the length disagree).
+        """
+        rate = self.rate
+        if rate is None:
+            if _known(self.kind):
+                raise FrameError(f"AudioSocket kind {Kind(self.kind).name} (0x{self.kind:02x}) carries no audio")
+            raise FrameError(f"unknown AudioSocket kind 0x{self.kind:02x} ({len(self.payload)} bytes)")
+        if len(self.payload) % SAMPLE_WIDTH:
+            raise FrameError(
+                f"AudioSocket kind 0x{self.kind:02x} ({rate} Hz 16-bit PCM) with {len(self.payload)} bytes:"
+                f" not a whole number of {SAMPLE_WIDTH}-byte samples"
+            )
+        return self.payload, rate
+
 
 def uuid_frame(session_id: uuid.UUID) -> Frame:
     return Frame(Kind.UUID, session_id.bytes)
 
 
-def audio_frame(pcm: bytes) -> Frame:
-    return Frame(Kind.AUDIO, pcm)
+def audio_frame(pcm: bytes, rate: int = SAMPLE_RATE) -> Frame:
+    """A frame of signed linear audio at `rate` (0x10 at 8 kHz, 0x12 at 16 kHz, ...)."""
+    return Frame(Kind.for_rate(rate), pcm)
 
 
 HANGUP_FRAME = Frame(Kind.HANGUP)
+_SILENCE = Frame(Kind.AUDIO, SILENCE_FRAME)
 
 
 async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
@@ -113,7 +234,14 @@ class CallerAudio:
     """A chunk of the caller's audio."""
 
     pcm: bytes
-    """8 kHz signed-linear 16-bit little-endian mono samples."""
+    """Signed-linear 16-bit little-endian mono samples at `rate`."""
+    rate: int = SAMPLE_RATE
+    """Sample rate of `pcm`: 8000 for narrowband (0x10), 16000 for wideband (0x12), or whatever
+    other rate the channel delivers (48000 from a misconfigured trunk). It may change mid-call."""
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / (SAMPLE_WIDTH * self.rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +252,36 @@ class CallerDtmf:
     """One of 0-9, *, #, A-D."""
 
 
+class SessionEnd(enum.StrEnum):
+    """How an AudioSocket session ended: what the call logic decides on (the reason text is for people)."""
+
+    HANGUP = "hangup"
+    """Asterisk sent a hangup frame: the channel hung up."""
+    PEER_CLOSED = "peer_closed"
+    """Asterisk closed the socket between frames (the channel went away without a hangup frame)."""
+    ASTERISK_ERROR = "asterisk_error"
+    """Asterisk sent an error frame."""
+    PROTOCOL_ERROR = "protocol_error"
+    """The peer broke the protocol (a truncated or oversized frame, a run of malformed audio)."""
+    CONNECTION_ERROR = "connection_error"
+    """The socket failed while reading or writing."""
+    BY_CONTROLLER = "by_controller"
+    """We closed it (the navigation is over, a transfer, shutdown)."""
+
+    @property
+    def caller_left(self) -> bool:
+        """The caller's side ended the session, not us and not a fault."""
+        return self in (SessionEnd.HANGUP, SessionEnd.PEER_CLOSED)
+
+
 @dataclass(frozen=True, slots=True)
 class CallerGone:
     """The session ended: hangup, error or socket closed (ordered after the audio before it)."""
 
     reason: str
     """Why, for the call record and the log."""
+    end: SessionEnd
+    """How it ended, for decisions."""
 
 
 CallerEvent = CallerAudio | CallerDtmf | CallerGone
@@ -141,9 +293,13 @@ _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 class Playback:
     """Audio being played to the caller; stop() cuts it (barge-in)."""
 
-    def __init__(self, pcm: bytes) -> None:
+    def __init__(self, pcm: bytes, rate: int = SAMPLE_RATE) -> None:
+        self.rate = rate
+        """Sample rate of the audio; its frames go out with the kind of that rate."""
+        self.kind = Kind.for_rate(rate)
+        self.frame_bytes = frame_bytes(rate)
         # Pad to whole frames so the last one is not dropped.
-        pad = (-len(pcm)) % FRAME_BYTES
+        pad = (-len(pcm)) % self.frame_bytes
         self._pcm = pcm + bytes(pad)
         self._offset = 0
         self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -151,11 +307,11 @@ class Playback:
 
     @property
     def seconds(self) -> float:
-        return len(self._pcm) / (SAMPLE_RATE * 2)
+        return len(self._pcm) / (self.rate * SAMPLE_WIDTH)
 
     @property
     def seconds_played(self) -> float:
-        return self._offset / (SAMPLE_RATE * 2)
+        return self._offset / (self.rate * SAMPLE_WIDTH)
 
     def next_frame(self) -> bytes | None:
         if self.done.done():
@@ -163,8 +319,8 @@ class Playback:
         if self._offset >= len(self._pcm):
             self.done.set_result(True)
             return None
-        chunk = self._pcm[self._offset : self._offset + FRAME_BYTES]
-        self._offset += FRAME_BYTES
+        chunk = self._pcm[self._offset : self._offset + self.frame_bytes]
+        self._offset += self.frame_bytes
         return chunk
 
     def stop(self) -> None:
@@ -186,13 +342,24 @@ class AudioSession:
     """Audio frames received from the caller."""
     frames_out: int = 0
     """Frames sent to the caller (prompt audio and silence)."""
+    rate: int = SAMPLE_RATE
+    """Sample rate of the caller's audio: 8000 until an audio frame says otherwise, then the rate of
+    the latest audio frame (it changes when the channel's format does). Silence goes out at it."""
+    frames_by_rate: dict[int, int] = field(default_factory=dict)
+    """Audio frames received per sample rate: the call record's "heard at" (several after a change)."""
+    bad_frames: int = 0
+    """Frames refused: audio whose length is not whole samples, or kinds this protocol lacks."""
+    _bad_run: int = 0
+    _unknown_kinds: set[int] = field(default_factory=set)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     _events: asyncio.PriorityQueue[tuple[int, int, CallerEvent]] = field(default_factory=asyncio.PriorityQueue)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     _playback: Playback | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     close_reason: str = ""
-    """Why the session ended."""
+    """Why the session ended, for people."""
+    end: SessionEnd | None = None
+    """How the session ended (None while it is open)."""
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._receive(), name=f"audiosocket-rx-{self.call_id}")]
@@ -204,15 +371,14 @@ class AudioSession:
         self._events.put_nowait((priority, next(self._seq), event))
 
     async def _receive(self) -> None:
-        reason = "socket closed by Asterisk"
+        reason, end = "socket closed by Asterisk", SessionEnd.PEER_CLOSED
         try:
             while True:
                 frame = await read_frame(self.reader)
                 if frame is None:
                     break
-                if frame.kind == Kind.AUDIO:
-                    self.frames_in += 1
-                    self._put(_MEDIA, CallerAudio(frame.payload))
+                if frame.kind in AUDIO_RATES:
+                    self._receive_audio(frame)
                 elif frame.kind == Kind.DTMF:
                     digit = frame.payload[:1].decode("ascii", "replace").upper()
                     if digit in _DTMF_DIGITS:
@@ -220,21 +386,47 @@ class AudioSession:
                     else:
                         log.warning("call %s: ignoring invalid DTMF payload %r", self.call_id, frame.payload)
                 elif frame.kind == Kind.HANGUP:
-                    reason = "hangup frame from Asterisk"
+                    reason, end = "hangup frame from Asterisk", SessionEnd.HANGUP
                     break
                 elif frame.kind == Kind.ERROR:
                     code = frame.payload.hex() or "none"
-                    reason = f"error frame from Asterisk (code {code})"
+                    reason, end = f"error frame from Asterisk (code {code})", SessionEnd.ASTERISK_ERROR
                     break
                 else:
-                    # Newer Asterisk versions add kinds (other sample rates); skip, don't die.
-                    log.debug("call %s: skipping AudioSocket kind 0x%02x", self.call_id, frame.kind)
+                    # A kind the protocol lacks (or one Asterisk never sends, like UUID mid-call):
+                    # refused, named in the log once per kind, and the call goes on.
+                    self.bad_frames += 1
+                    if frame.kind not in self._unknown_kinds:
+                        self._unknown_kinds.add(frame.kind)
+                        name = Kind(frame.kind).name if _known(frame.kind) else "unknown"
+                        log.error("call %s: refusing AudioSocket frame of %s kind 0x%02x (%d bytes)",
+                                  self.call_id, name, frame.kind, len(frame.payload))
         except ProtocolError as exc:
-            reason = f"protocol error: {exc}"
+            reason, end = f"protocol error: {exc}", SessionEnd.PROTOCOL_ERROR
             log.error("call %s: AudioSocket %s", self.call_id, exc)
         except (ConnectionError, OSError) as exc:
-            reason = f"connection error: {exc}"
-        self._finish(reason)
+            reason, end = f"connection error: {exc}", SessionEnd.CONNECTION_ERROR
+        self._finish(reason, end)
+
+    def _receive_audio(self, frame: Frame) -> None:
+        try:
+            pcm, rate = frame.audio()
+        except FrameError as exc:
+            self.bad_frames += 1
+            self._bad_run += 1
+            log.error("call %s: dropping AudioSocket frame: %s", self.call_id, exc)
+            if self._bad_run >= MAX_BAD_AUDIO_FRAMES:
+                raise ProtocolError(f"{self._bad_run} malformed audio frames in a row, last: {exc}") from None
+            return
+        self._bad_run = 0
+        if rate != self.rate:
+            # The first wideband frame, a transfer to another leg, or a misconfigured trunk: the
+            # consumer sees the new rate on the event and resamples or re-creates its recognizer.
+            log.info("call %s: caller audio now at %d Hz (was %d Hz)", self.call_id, rate, self.rate)
+            self.rate = rate
+        self.frames_in += 1
+        self.frames_by_rate[rate] = self.frames_by_rate.get(rate, 0) + 1
+        self._put(_MEDIA, CallerAudio(pcm, rate))
 
     # --- us -> caller
 
@@ -243,21 +435,39 @@ class AudioSession:
         if self.closed.is_set():
             return
         pcm = self._playback.next_frame() if self._playback else None
-        if pcm is None:
+        if pcm is not None:
+            assert self._playback is not None
+            frame = Frame(self._playback.kind, pcm)
+        else:
             self._playback = None
-            pcm = SILENCE_FRAME
+            frame = self._silence()
         try:
-            self.writer.write(audio_frame(pcm).encode())
+            self.writer.write(frame.encode())
         except (ConnectionError, OSError, RuntimeError) as exc:
-            self._finish(f"connection error while sending: {exc}")
+            self._finish(f"connection error while sending: {exc}", SessionEnd.CONNECTION_ERROR)
             return
         self.frames_out += 1
 
-    def play(self, pcm: bytes) -> Playback:
-        """Start playing audio, replacing whatever was playing."""
+    def _silence(self) -> Frame:
+        if self.rate == SAMPLE_RATE:
+            return _SILENCE
+        try:
+            return Frame(Kind.for_rate(self.rate), bytes(frame_bytes(self.rate)))
+        except ValueError:
+            return _SILENCE
+
+    def play(self, pcm: bytes, rate: int = SAMPLE_RATE) -> Playback:
+        """Start playing `pcm` (16-bit mono at `rate`), replacing whatever was playing.
+
+        The frames go out with the kind of `rate` (0x10 for 8000, 0x12 for 16000): Asterisk accepts
+        every audio kind and transcodes to the channel's format. Play wideband callers 16 kHz prompts
+        (``rate=session.rate``); an 8 kHz prompt still plays right on a wideband channel.
+        ValueError for a rate AudioSocket has no kind for.
+        """
+        playback = Playback(pcm, rate)
         if self._playback:
             self._playback.stop()
-        self._playback = Playback(pcm)
+        self._playback = playback
         if self.closed.is_set():
             self._playback.stop()
         return self._playback
@@ -293,17 +503,17 @@ class AudioSession:
             if isinstance(event, CallerGone):
                 return
 
-    def _finish(self, reason: str) -> None:
+    def _finish(self, reason: str, end: SessionEnd) -> None:
         if self.closed.is_set():
             return
-        self.close_reason = reason
+        self.close_reason, self.end = reason, end
         self.closed.set()
         MediaClock.current().discard(self)
         if self._playback:
             self._playback.stop()
         # In order, after the audio already received: a caller who hangs up mid-sentence
         # still has that sentence recognized and recorded.
-        self._put(_MEDIA, CallerGone(reason))
+        self._put(_MEDIA, CallerGone(reason, end))
 
     async def close(self, reason: str = "closed by controller") -> None:
         """End the session: a hangup frame lets AudioSocket() return and the dialplan go on."""
@@ -311,7 +521,7 @@ class AudioSession:
             with contextlib.suppress(ConnectionError, OSError):
                 self.writer.write(HANGUP_FRAME.encode())
                 await self.writer.drain()
-        self._finish(reason)
+        self._finish(reason, SessionEnd.BY_CONTROLLER)
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(ConnectionError, OSError):

@@ -12,12 +12,18 @@ A flow is a graph of nodes:
 
 The pydantic models below are the format; ``Flow.model_json_schema()`` is its JSON
 Schema (``ivr dialplan schema`` prints it) for editors.
+
+Each node type declares here, once, where it can send the call (``exit_fields``, read by ``exits()`` on a
+model and by ``node_exits`` on a node as written), whether the call can end there (``ends_call``) and
+whether it goes on without waiting for the caller (``advances_by_itself``). The validator's checks and the
+editor's diagram read these instead of knowing each type's fields.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
@@ -64,7 +70,44 @@ class Listen(_Strict):
     endpoint_silence_s: float = Field(default=0.6, ge=0.2, le=3.0, description="silence that ends an utterance")
 
 
-class AskNode(_Strict):
+class Exit(NamedTuple):
+    """One way out of a node: the node it leads to, and what takes the call there."""
+
+    field: str
+    """The node's field that names the target: "routes", "next" or "on_unavailable"."""
+    intent: str | None
+    """The intent that takes an ask node's route; None for the other fields."""
+    target: str
+    """The node id it leads to (as written: it may name no node of a flow with errors)."""
+    label: str
+    """What takes the call along it, as the diagram writes it: the intent, "declined", "unavailable";
+    "" when the node simply goes on."""
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """Where the exit is written in the node: ("routes", "loan") or ("next",)."""
+        return (self.field,) if self.intent is None else (self.field, self.intent)
+
+
+class BaseNode(_Strict):
+    """What every node type declares about the call's way through it (class constants, not fields)."""
+
+    exit_fields: ClassVar[Mapping[str, str | None]] = {}
+    """The fields naming the nodes this one can lead to -> what takes the call there ("": it goes on).
+    None: the field maps intents to nodes (an ask node's routes), one exit per entry, taken by its intent."""
+    ends_call: ClassVar[bool] = False
+    """The call can end here: with a person, a callback or a goodbye."""
+    advances_by_itself: ClassVar[bool] = False
+    """The node goes on without waiting for the caller, so a loop of such nodes never ends."""
+
+    def exits(self) -> tuple[Exit, ...]:
+        """Every way out of this node, in the order of its fields (an ask node's routes as written)."""
+        return _read_exits(self.exit_fields, lambda name: getattr(self, name))
+
+
+class AskNode(BaseNode):
+    exit_fields: ClassVar[Mapping[str, str | None]] = {"routes": None}
+
     type: Literal["ask"]
     prompt: LanguageText
     reprompt: LanguageText | None = Field(default=None, description="after a miss; defaults to examples")
@@ -72,13 +115,19 @@ class AskNode(_Strict):
     listen: Listen = Field(default_factory=Listen)
 
 
-class SayNode(_Strict):
+class SayNode(BaseNode):
+    exit_fields: ClassVar[Mapping[str, str | None]] = {"next": ""}
+    advances_by_itself: ClassVar[bool] = True
+
     type: Literal["say"]
     prompt: LanguageText
     next: str
 
 
-class SelfServiceNode(_Strict):
+class SelfServiceNode(BaseNode):
+    exit_fields: ClassVar[Mapping[str, str | None]] = {"next": "", "on_unavailable": "unavailable"}
+    advances_by_itself: ClassVar[bool] = True
+
     type: Literal["self_service"]
     action: Literal["balance"] = Field(description="what to look up")
     prompt: LanguageText = Field(description="spoken result; {placeholders} from the lookup")
@@ -87,7 +136,9 @@ class SelfServiceNode(_Strict):
     on_unavailable: str = Field(description="node when the lookup gives nothing (usually a person)")
 
 
-class RouteNode(_Strict):
+class RouteNode(BaseNode):
+    ends_call: ClassVar[bool] = True
+
     type: Literal["route"]
     queue: str = Field(pattern=QUEUE_NAME)
     skills: list[str] = Field(default_factory=list)
@@ -95,14 +146,20 @@ class RouteNode(_Strict):
     prompt: LanguageText | None = None
 
 
-class TransferNode(_Strict):
+class TransferNode(BaseNode):
+    ends_call: ClassVar[bool] = True
+
     type: Literal["transfer"]
     target: str = Field(pattern=r"^[0-9]{2,15}$", description="extension of a person (desk or field mobile)")
     prompt: LanguageText | None = None
     fallback_queue: str = Field(default="general", pattern=QUEUE_NAME, description="when nobody answers")
 
 
-class CallbackOfferNode(_Strict):
+class CallbackOfferNode(BaseNode):
+    # Declining the offer goes on in the flow; accepting ends the call with a place kept in the queue.
+    exit_fields: ClassVar[Mapping[str, str | None]] = {"next": "declined"}
+    ends_call: ClassVar[bool] = True
+
     type: Literal["callback_offer"]
     prompt: LanguageText = Field(description="the offer: 1 / yes for a callback")
     accepted: LanguageText = Field(description="said when the caller accepts")
@@ -110,7 +167,9 @@ class CallbackOfferNode(_Strict):
     next: str = Field(description="node when the caller declines")
 
 
-class HangupNode(_Strict):
+class HangupNode(BaseNode):
+    ends_call: ClassVar[bool] = True
+
     type: Literal["hangup"]
     prompt: LanguageText | None = None
 
@@ -119,6 +178,50 @@ Node = Annotated[
     AskNode | SayNode | SelfServiceNode | RouteNode | TransferNode | CallbackOfferNode | HangupNode,
     Field(discriminator="type"),
 ]
+
+NODE_MODELS: dict[str, type[BaseNode]] = {
+    "ask": AskNode, "say": SayNode, "self_service": SelfServiceNode, "route": RouteNode,
+    "transfer": TransferNode, "callback_offer": CallbackOfferNode, "hangup": HangupNode,
+}
+"""Each node type's model, by the ``type:`` that names it."""
+
+
+def _any_exit_fields() -> dict[str, str | None]:
+    # A node of no known type may be meant as any of them: read every field some type leads through. The
+    # first type declaring a field gives its label (a plain "next" goes on; only the offer's is "declined").
+    fields: dict[str, str | None] = {}
+    for model in NODE_MODELS.values():
+        for name, label in model.exit_fields.items():
+            fields.setdefault(name, label)
+    return fields
+
+
+_ANY_EXIT_FIELDS = _any_exit_fields()
+
+
+def node_exits(node: Mapping[str, object]) -> tuple[Exit, ...]:
+    """The exits of a node as written (YAML not yet validated), for drawing a flow that has errors.
+
+    Every field some node type leads through is read, labelled as this node's type labels it, so a stray
+    ``next`` or a misspelt type still shows what the text says. Targets that are not text are left out (an
+    empty one is kept: it names no node); an ask node's routes give one exit per entry.
+    """
+    kind = NODE_MODELS.get(str(node.get("type")))
+    fields = {**_ANY_EXIT_FIELDS, **(kind.exit_fields if kind is not None else {})}
+    return _read_exits(fields, node.get)
+
+
+def _read_exits(fields: Mapping[str, str | None], value_of: Callable[[str], object]) -> tuple[Exit, ...]:
+    exits: list[Exit] = []
+    for name, label in fields.items():
+        value = value_of(name)
+        if label is None:
+            if isinstance(value, Mapping):
+                exits += [Exit(name, str(key), target, str(key)) for key, target in value.items()
+                          if isinstance(target, str)]
+        elif isinstance(value, str):
+            exits.append(Exit(name, None, value, label))
+    return tuple(exits)
 
 
 class Confirmation(_Strict):
@@ -203,18 +306,17 @@ class Flow(_Strict):
         if self.agent_intent not in self.intents:
             problems.append((("agent_intent",), f"agent_intent {self.agent_intent!r} is not an intent"))
         for node_id, node in self.nodes.items():
-            for field_name in ("next", "on_unavailable"):
-                target = getattr(node, field_name, None)
-                if target is not None and target not in self.nodes:
-                    problems.append((("nodes", node_id, field_name),
-                                     f"node {node_id!r}: {field_name} {target!r} is not a node"))
-            if isinstance(node, AskNode):
-                for intent_id, target in node.routes.items():
-                    where = ("nodes", node_id, "routes", intent_id)
-                    if intent_id not in self.intents:
-                        problems.append((where, f"node {node_id!r} routes unknown intent {intent_id!r}"))
-                    if target not in self.nodes:
-                        problems.append((where, f"node {node_id!r} routes {intent_id!r} to unknown node {target!r}"))
+            for way in node.exits():
+                where = ("nodes", node_id, *way.path)
+                if way.intent is None:
+                    if way.target not in self.nodes:
+                        problems.append((where, f"node {node_id!r}: {way.field} {way.target!r} is not a node"))
+                    continue
+                if way.intent not in self.intents:
+                    problems.append((where, f"node {node_id!r} routes unknown intent {way.intent!r}"))
+                if way.target not in self.nodes:
+                    problems.append((where, f"node {node_id!r} routes {way.intent!r} to unknown node "
+                                     f"{way.target!r}"))
         return problems
 
     def static_prompts(self) -> list[tuple[str, str]]:

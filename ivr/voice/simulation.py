@@ -47,9 +47,9 @@ from asr import Alternative, Partial, Result
 from asr.text import normalize_phrase
 from ivr.records.call import CallRecord, Outcome, Turn
 from ivr.records.customer import Customer
-from ivr.telephony.audiosocket import CallerAudio, CallerDtmf, CallerEvent, CallerGone
+from ivr.telephony.audiosocket import CallerAudio, CallerDtmf, CallerEvent, CallerGone, SessionEnd
 from ivr.voice.flow import AskNode, Flow, Listen
-from ivr.voice.navigator import Decision, Navigator, Speech
+from ivr.voice.navigator import Decision, DecisionKind, Navigator, Speech
 from ivr.voice.understanding import SPEAKING_RATE, Hypothesis, IntentPhrases, score_intents, spoken_units
 
 __all__ = ["Case", "CaseError", "CaseResult", "SimResult", "SimStep", "TextLine", "TextSpeech", "customers_from_file",
@@ -162,6 +162,7 @@ class TextLine:
         self.on_step = on_step
         self.closed = asyncio.Event()
         self.close_reason = ""
+        self.end: SessionEnd | None = None
         self.steps: list[SimStep] = []
         self.utterance = ""
         """What the caller says in the current turn (the recognizer's answer)."""
@@ -189,11 +190,11 @@ class TextLine:
             return None
 
     async def close(self) -> None:
-        self._finish("simulation over")
+        self._finish("simulation over", SessionEnd.BY_CONTROLLER)
 
-    def _finish(self, reason: str) -> None:
+    def _finish(self, reason: str, end: SessionEnd) -> None:
         if not self.closed.is_set():
-            self.close_reason = reason
+            self.close_reason, self.end = reason, end
             self.closed.set()
 
     # what the engine says, and the caller's answers
@@ -227,8 +228,8 @@ class TextLine:
         if answer.kind == "key":
             self._events.put_nowait(CallerDtmf(answer.value))
         elif answer.kind == "hangup":
-            self._events.put_nowait(CallerGone("the simulated caller hung up"))
-            self._finish("hangup (simulated)")
+            self._events.put_nowait(CallerGone("the simulated caller hung up", SessionEnd.HANGUP))
+            self._finish("hangup (simulated)", SessionEnd.HANGUP)
         elif answer.kind == "say":
             self.utterance = normalize_phrase(answer.value)
             frames = self._frames_for(self.utterance, call.language)
@@ -370,11 +371,11 @@ def _fast(flow: Flow) -> Flow:
 
 def outcome_of(decision: Decision, call: CallRecord) -> Outcome:
     """How the controller would file the call (ivr.controller: _hand_over)."""
-    if decision.kind in ("queue", "transfer"):
+    if decision.kind in (DecisionKind.QUEUE, DecisionKind.TRANSFER):
         return Outcome.QUEUED
-    if decision.kind == "callback":
+    if decision.kind is DecisionKind.CALLBACK:
         return Outcome.CALLBACK
-    if decision.reason != "caller hung up" and call.self_served:
+    if not decision.caller_left and call.self_served:
         return Outcome.SELF_SERVICE
     return Outcome.ABANDONED
 
@@ -411,9 +412,9 @@ async def simulate(flow: Flow, inputs: list[str], caller: str = "", customers: A
         await line.close()
     line.finish()
     call.outcome = outcome_of(decision, call)
-    if decision.kind in ("queue", "callback"):
+    if decision.kind in (DecisionKind.QUEUE, DecisionKind.CALLBACK):
         call.queue = decision.queue
-    elif decision.kind == "transfer":
+    elif decision.kind is DecisionKind.TRANSFER:
         call.transfer_to, call.queue = decision.target, decision.queue
     call.note(f"decision: {decision.reason}")
     return SimResult(steps=line.steps, decision={"kind": decision.kind, "queue": decision.queue,

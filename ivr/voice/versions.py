@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import WatchError
 
+from ivr.records.redis_text import StreamFields, text, texts
 from ivr.voice.flow import Flow
 from ivr.voice.validation import Context, InvalidFlow, Problem, Report, validate_text
 
@@ -121,18 +122,22 @@ class AuditLog:
         self.redis = redis
 
     @staticmethod
-    def fields(who: str, action: str, target: str, detail: str = "") -> dict[str, str]:
+    def fields(who: str, action: str, target: str, detail: str = "") -> StreamFields:
         return {"at": f"{time.time():.3f}", "who": who or "unknown", "action": action, "target": target,
                 "detail": detail}
 
     async def record(self, who: str, action: str, target: str, detail: str = "") -> None:
-        await self.redis.xadd(AUDIT_STREAM, self.fields(who, action, target, detail),  # type: ignore[arg-type]
+        await self.redis.xadd(AUDIT_STREAM, self.fields(who, action, target, detail),
                               maxlen=AUDIT_MAX_ENTRIES, approximate=True)
 
     async def entries(self, count: int = 100) -> list[dict[str, Any]]:
         """The last ``count`` entries, newest first: {id, at, who, action, target, detail}."""
-        rows = await self.redis.xrevrange(AUDIT_STREAM, count=count)
-        return [{"id": entry_id, **fields, "at": float(fields.get("at", 0))} for entry_id, fields in rows]
+        rows = await self.redis.xrevrange(AUDIT_STREAM, count=count) or []
+        out: list[dict[str, Any]] = []
+        for entry_id, fields in rows:
+            entry: dict[str, Any] = {text(k): text(v) for k, v in (fields or {}).items()}
+            out.append({"id": text(entry_id or ""), **entry, "at": float(entry.get("at", 0))})
+        return out
 
 
 def renderer_prerender(renderer: PromptRenderer) -> Prerender:
@@ -166,7 +171,7 @@ class FlowStore:
     async def flows(self) -> list[dict[str, Any]]:
         """[{"id", "live", "versions", "updated_at"}] for every flow with a version."""
         out = []
-        for flow_id in sorted(await self.redis.smembers(FLOW_IDS)):
+        for flow_id in sorted(texts(await self.redis.smembers(FLOW_IDS))):
             live = await self._live_number(flow_id)
             count = await self.redis.hlen(versions_key(flow_id))
             current = await self.version(flow_id, live) if live else None
@@ -180,12 +185,12 @@ class FlowStore:
 
     async def version(self, flow_id: str, number: int) -> Version | None:
         raw = await self.redis.hget(versions_key(flow_id), str(number))
-        return _version(flow_id, number, raw) if raw else None
+        return _version(flow_id, number, text(raw)) if raw else None
 
     async def history(self, flow_id: str) -> list[Version]:
         """Every version, newest first (with its text)."""
         raw = await self.redis.hgetall(versions_key(flow_id))
-        return sorted((_version(flow_id, int(n), data) for n, data in raw.items()), key=lambda v: -v.number)
+        return sorted((_version(flow_id, int(n), text(data)) for n, data in raw.items()), key=lambda v: -v.number)
 
     async def diff(self, flow_id: str, a: int, b: int) -> str:
         """A unified diff from version ``a`` to version ``b`` ("" when the texts are the same)."""

@@ -38,6 +38,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from ivr.config import Settings
+from ivr.voice.flow import node_exits
 from ivr.voice.validation import MAX_FLOW_BYTES, Context, InvalidFlow, Problem, Report, load_context
 from ivr.voice.versions import BaseChanged, FlowStore, UnknownVersion, Version
 from ivr.web.auth import User, UserRole, require
@@ -187,8 +188,9 @@ def _node_label(node: Mapping[str, Any]) -> str:
 def flow_graph(data: Mapping[str, Any], problems: list[Problem] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     """Nodes and edges of a flow (a validated Flow's dump, or the YAML as parsed), for the diagram.
 
-    Edges carry what takes the call along them: an ask node's intents (with their keys) — several intents
-    to one node make one edge — or ``next`` / ``unavailable`` / ``declined``. A target that is not a node
+    Edges are the nodes' exits as ``ivr.voice.flow.node_exits`` reads them from the text, labelled with what
+    takes the call along them: an ask node's intents (with their keys) — several intents to one node make one
+    edge — or ``next`` / ``unavailable`` / ``declined``. A target that is not a node
     becomes a node of type ``missing``; nodes with errors are flagged ``error``.
     """
     raw_nodes = data.get("nodes")
@@ -223,15 +225,10 @@ def flow_graph(data: Mapping[str, Any], problems: list[Problem] = ()) -> dict[st
         if node_id in erroneous:
             entry["error"] = True
         nodes.append(entry)
-        routes = node.get("routes")
-        if isinstance(routes, Mapping):
-            for intent_id, target in routes.items():
-                intent = intents.get(intent_id) if isinstance(intents, Mapping) else None
-                key = intent.get("dtmf") if isinstance(intent, Mapping) else None
-                edge(node_id, target, f"{intent_id} · {key}" if key else str(intent_id))
-        for field_name, label in (("next", "declined" if node.get("type") == "callback_offer" else ""),
-                                  ("on_unavailable", "unavailable")):
-            edge(node_id, node.get(field_name), label)
+        for way in node_exits(node):
+            intent = intents.get(way.intent) if way.intent is not None and isinstance(intents, Mapping) else None
+            key = intent.get("dtmf") if isinstance(intent, Mapping) else None
+            edge(node_id, way.target, f"{way.label} · {key}" if key else way.label)
     return {"start": start if isinstance(start, str) else None, "nodes": [*nodes, *missing.values()],
             "edges": edges}
 

@@ -15,10 +15,11 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from ivr.records.agent import Agent
 from ivr.records.customer import Contact
 from ivr.records.store import call_key
 from ivr.routing.acd import COMMANDS_CHANNEL
-from ivr.routing.agents import Agent, AgentDirectory, Presence
+from ivr.routing.agents import AgentDirectory, Presence
 from ivr.routing.customers import CustomerStore
 from ivr.routing.screenpop import mask_numbers
 from ivr.web.auth import CALL_TAKERS, User
@@ -26,7 +27,8 @@ from ivr.web.auth import CALL_TAKERS, User
 TICKETS_STREAM = "ivr:tickets"
 TICKETS_MAXLEN = 100_000
 
-#: Ticket templates, by name; the pop's intent chooses one (TEMPLATE_FOR_INTENT, else "general").
+#: Ticket templates, by name: the one table of them (the pages get it from GET /api/ticket-templates). A call's
+#: intent chooses the template of the same name, else "general"; an intent with a template of its own needs a ticket.
 TICKET_TEMPLATES: dict[str, dict[str, Any]] = {
     "lost_card": {"title": "Lost or stolen card", "fields": [
         {"name": "card_last4", "label": "Card (last 4 digits)", "required": True},
@@ -48,7 +50,6 @@ TICKET_TEMPLATES: dict[str, dict[str, Any]] = {
         {"name": "summary", "label": "Summary", "required": True},
     ]},
 }
-TEMPLATE_FOR_INTENT = {"lost_card": "lost_card", "complaint": "complaint", "loan": "loan"}
 FIELD_MAX_CHARS = 500
 
 
@@ -86,10 +87,6 @@ class DispositionRequest(BaseModel):
     disposition: Literal["resolved", "follow_up", "escalated", "no_action"]
     notes: str = Field(default="", max_length=2000)
     ticket: TicketRequest | None = None
-
-
-def template_for(intent: str | None) -> str:
-    return TEMPLATE_FOR_INTENT.get(intent or "", "general")
 
 
 def check_ticket(ticket: TicketRequest) -> dict[str, str]:

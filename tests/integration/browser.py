@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.config import PROJECT_DIR, Settings
-from ivr.web.auth import ensure_demo_users, env_key, read_env_file
+from ivr.config import PROJECT_DIR, Settings, read_env_file
+from ivr.sim.demo_users import ensure_demo_users, env_key
 
 ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
 """Screenshots of every page the tests drive (gitignored), for a person to look at."""

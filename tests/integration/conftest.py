@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import wave
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,55 @@ def say(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         return path
 
     return _say
+
+
+@pytest.fixture(scope="session")
+def recognizable(settings: Settings):  # type: ignore[no-untyped-def]
+    """Asserts the product's recognizer hears a WAV as the given main-menu phrase, surely, outside any call.
+
+    Same model, same grammar, same 8 kHz samples the call carries: a test that needs synthetic
+    speech recognized asserts this first, so a voice espeak-ng renders unrecognizably fails as
+    that, not as a routing fault. The margin: the phrase's share of the n-best list.
+    """
+    from asr.grammar import build_grammar
+    from asr.packs import default_registry
+    from asr.stream import TurnRecognizer
+    from ivr.sim.simulator import to_telephone_wav
+    from ivr.voice.flow import AskNode, load_flow
+
+    flow = load_flow(settings.dialplans_dir / "hotline.yaml")
+    node = flow.nodes["main_menu"]
+    assert isinstance(node, AskNode)
+    model = default_registry().get("ko")
+    grammar = build_grammar(flow.grammar_phrases(node, "ko"), model)
+
+    def _recognizable(wav: Path, phrase: str) -> None:
+        phone = wav.with_name(wav.stem + "-8k.wav")
+        to_telephone_wav(wav, phone)
+        with wave.open(str(phone), "rb") as audio:
+            speech = audio.readframes(audio.getnframes())
+        # How long the caller waits before speaking (the recognizer's online feature normalization
+        # runs over that silence) and where the utterance falls inside the call's 20 ms frames differ
+        # from call to call; a phrase on the edge is heard right in one and wrong in another (espeak's
+        # "계좌 이체" at 140 words a minute: "확인" in 51 of 70). Check them all.
+        for lead_s in (0.0, 0.5, 1.0, 2.0, 4.0):
+            for shift_ms in range(0, 20, 4):
+                pcm = bytes(int(lead_s * 8000) * 2 + shift_ms * 16) + speech + bytes(int(0.6 * 8000) * 2)
+                recognizer = TurnRecognizer(model, grammar, sample_rate=8000)
+                for offset in range(0, len(pcm), 320):
+                    recognizer.feed(pcm[offset:offset + 320])
+                result = recognizer.finish()
+                top = result.alternatives[0] if result.alternatives else None
+                assert top is not None and top.text == phrase and top.confidence >= RECOGNITION_MARGIN, (
+                    f"synthetic {phrase!r} ({lead_s} s of silence before it, {shift_ms} ms into a frame) is"
+                    f" heard offline as {[(a.text, round(a.confidence, 2)) for a in result.alternatives]}:"
+                    " a test cannot rely on it")
+
+    return _recognizable
+
+
+#: The share of the n-best list a synthetic phrase must have offline before a test relies on it.
+RECOGNITION_MARGIN = 0.4
 
 
 @pytest.fixture

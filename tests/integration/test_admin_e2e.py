@@ -23,9 +23,9 @@ import redis.asyncio as aioredis
 
 from ivr.config import PROJECT_DIR, Settings
 from ivr.records.store import CONTROLLER_KEY
+from ivr.sim.demo_users import env_key
 from ivr.sim.simulator import Simulator
 from ivr.voice.versions import FlowStore
-from ivr.web.auth import env_key
 from tests.integration.browser import ARTIFACTS, chromium, demo_passwords, shot
 from tests.integration.browser import sign_in as browser_sign_in
 

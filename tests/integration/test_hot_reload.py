@@ -35,10 +35,10 @@ class AnswerAfterGate(Simulator):
         self.listening = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], delay: float) -> None:
+    async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], *timing: object) -> None:
         self.listening.set()
         await self.gate.wait()
-        await super()._answer(ami, sim, turn, 0.0)  # a key counts even while the prompt plays
+        await self.answer(sim, ami, turn)  # a key counts even while the prompt plays
 
 
 async def controller_runs(redis: aioredis.Redis, version: int, timeout: float = 20.0) -> bool:

@@ -11,6 +11,11 @@ import redis.asyncio as aioredis
 from ivr.config import Settings
 from ivr.records.store import CALLBACKS_STREAM, EVENTS_CHANNEL, call_key
 from ivr.telephony.ami import AmiClient
+from tests.integration import test_routing as routing
+from tests.integration.conftest import wait_for
+
+# The agents' fixtures of the routing tests: who is in the directory, and their registered phones.
+directory, phones = routing.directory, routing.phones
 
 pytestmark = pytest.mark.integration
 
@@ -26,15 +31,20 @@ async def test_each_routed_intent_by_key(call, keys, queue, intent):
     assert (record["intent"], record["queue"], record["outcome"]) == (intent, queue, "queued")
 
 
-# The phrases synthetic speech (espeak-ng, 8 kHz) is reliably recognized in; see bench/phrase_sweep.py.
-@pytest.mark.parametrize(("said", "queue", "intent"), [
-    ("계좌 이체", "payments", "transfer"),
-    ("상담원 연결", "general", "agent"),
-    ("상담사 연결", "general", "agent"),
+# Synthetic speech (espeak-ng, 8 kHz) the recognizer hears right however the call frames it (see
+# `recognizable`); bench/phrase_sweep.py sweeps more. "계좌 이체" only in one voice and pace.
+TRANSFER_VOICE = {"voice": "ko+f4", "rate": 120}
+
+
+@pytest.mark.parametrize(("said", "voice", "queue", "intent"), [
+    ("계좌 이체", TRANSFER_VOICE, "payments", "transfer"),
+    ("상담원 연결", {}, "general", "agent"),
+    ("상담사 연결", {}, "general", "agent"),
 ])
-async def test_intents_by_voice(call, say, said, queue, intent):
+async def test_intents_by_voice(call, say, recognizable, said, voice, queue, intent):
+    recognizable(say(said, **voice), said)
     # When the recognizer is unsure the engine asks "…, right?"; the caller then says 네 (yes).
-    record = await call(audio=[say(said), say("네")])
+    record = await call(audio=[say(said, **voice), say("네")])
     assert record["turns"][0]["transcript"] == said
     assert (record["intent"], record["queue"]) == (intent, queue)
     kinds = [t.get("kind", "ask") for t in (await _full_by_id(record["call_id"]))["turns"]]
@@ -67,15 +77,50 @@ async def test_balance_for_an_unknown_caller_reaches_a_person(call):
     assert record["path"] == ["main_menu", "balance", "to_general"]
 
 
-async def test_callback_offer_accepted_keeps_a_place(call, live_stack: Settings):
-    record = await call(dtmf=["6", "1"], until="end", timeout=60)
+async def test_callback_offer_accepted_keeps_a_place(call, live_stack: Settings, directory, phones, ami_events):
+    # The caller is the simulator's own extension, so the callback can reach a phone that answers (a number
+    # through the trunk would fail and stay pending, ringing agents in later tests).
+    customer = phones(live_stack.sim_extension, answer="auto", talk_s=2)
+    agent = phones("1002", answer="auto", talk_s=3)  # A1002: complaints 6
+    await asyncio.sleep(1.5)  # registration -> DeviceStateChange NOT_INUSE
+    record = await call(caller=live_stack.sim_extension, dtmf=["6", "1"], until="end", timeout=60)
     assert (record["outcome"], record["queue"]) == ("callback", "complaints")
-    entries = await _redis(live_stack).xrange(CALLBACKS_STREAM, "-", "+")
-    assert any(fields["call_id"] == record["call_id"] for _, fields in entries)
+    client = _redis(live_stack)
+    try:
+        entries = await client.xrange(CALLBACKS_STREAM, "-", "+")
+        assert any(fields["call_id"] == record["call_id"] for _, fields in entries)
+        # The ACD keeps the place (through a restart too) until an agent is free: nobody is ready yet.
+        assert await client.hexists("ivr:callbacks:pending", record["call_id"])
+        assert agent.rings == []
+        await routing.ready(directory, live_stack, "A1002")
+        # Asterisk places the call-back: the agent's phone first (cb-<call id>-<attempt> into [ivr-callback]) ...
+        leg = f"cb-{record['call_id']}-0"
+        assert await wait_for(lambda: any(e.get("Event") == "Newchannel" and e.get("Uniqueid") == leg
+                                          for e in ami_events), timeout=15)
+        assert any(e.get("Event") == "Newchannel" and e.get("Uniqueid") == leg
+                   and str(e.get("Channel", "")).startswith("PJSIP/1002-") for e in ami_events)
+        agent_ring = await asyncio.to_thread(agent.wait_for_ring, 15)
+        # ... then, once the agent answered, the caller's number.
+        customer_ring = await asyncio.to_thread(customer.wait_for_ring, 20)
+        assert agent_ring is not None and customer_ring is not None
+        assert agent_ring.answered_at is not None and agent_ring.answered_at <= customer_ring.at
+        assert await wait_for(lambda: any(e.get("Event") == "OriginateResponse" and e.get("Uniqueid") == leg
+                                          and e.get("Response") == "Success" for e in ami_events), timeout=10)
+        assert await routing.wait_for_async(lambda: routing._outcome(client, record["call_id"]), "answered", timeout=10)
+        final = json.loads(await client.get(call_key(record["call_id"])))
+        assert (final["outcome"], final["agent"]) == ("answered", "A1002"), final["notes"]
+        for _ in range(150):  # reached: the callback is done with
+            if not await client.hexists("ivr:callbacks:pending", record["call_id"]):
+                break
+            await asyncio.sleep(0.1)
+        assert not await client.hexists("ivr:callbacks:pending", record["call_id"])
+    finally:
+        await client.aclose()
 
 
-async def test_barge_in_cuts_the_prompt_and_counts(call, say, live_stack: Settings):
-    record = await call(audio=[say("계좌 이체"), say("네")], barge_in=True)
+async def test_barge_in_cuts_the_prompt_and_counts(call, say, recognizable, live_stack: Settings):
+    recognizable(say("계좌 이체", **TRANSFER_VOICE), "계좌 이체")
+    record = await call(audio=[say("계좌 이체", **TRANSFER_VOICE), say("네")], barge_in=True)
     turn = record["turns"][0]
     assert record["queue"] == "payments"
     full = await _full(live_stack, record)
@@ -83,7 +128,8 @@ async def test_barge_in_cuts_the_prompt_and_counts(call, say, live_stack: Settin
     assert turn["intent"] == "transfer"
 
 
-async def test_every_turn_is_logged_for_trainers(call, say, live_stack: Settings):
+async def test_every_turn_is_logged_for_trainers(call, say, recognizable, live_stack: Settings):
+    recognizable(say("상담원 연결"), "상담원 연결")
     record = await call(audio=[say("상담원 연결")])
     entries = await _redis(live_stack).xrange(f"{call_key(record['call_id'])}:turns", "-", "+")
     assert len(entries) == 1

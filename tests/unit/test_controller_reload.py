@@ -78,6 +78,7 @@ async def test_seeds_then_follows_publishes_for_new_calls_only(controller: Contr
         renderer = controller.navigator.speech.renderer
         assert renderer.rendered[-1] == controller.navigator.prompts()  # type: ignore[attr-defined]
         assert controller.navigator.on_listen == controller.on_listen  # new navigators report like the first
+        assert controller.navigator.on_prompt_done == controller.on_prompt_done
         assert controller.health()["flow_version"] == 2
         await store.rollback(FLOW_ID, 1, "lee", "back")
         assert await wait_for(lambda: controller.flow_version == 3)
@@ -117,3 +118,28 @@ async def test_redis_down_at_start_keeps_the_file(tmp_path: Path) -> None:
 
 async def _nothing(flow: Any) -> None:
     return None
+
+
+async def test_each_turn_publishes_listening_then_prompt_done(controller: Controller,
+                                                              redis_db: aioredis.Redis) -> None:
+    # The simulator (ivr.sim) waits for the prompt's true end: under load the paced playback outlasts its seconds.
+    from ivr.records.call import CallRecord
+    from ivr.records.store import EVENTS_CHANNEL
+
+    pubsub = redis_db.pubsub()
+    await pubsub.subscribe(EVENTS_CHANNEL)
+    try:
+        call = CallRecord(call_id="c-hooks", caller="0101")
+        await controller.on_listen(call, "main_menu", 1.23456)
+        await controller.on_prompt_done(call, "main_menu")
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(5):
+            while len(events) < 2:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message:
+                    events.append(json.loads(message["data"]))
+    finally:
+        await pubsub.aclose()
+    assert all(isinstance(event.pop("at"), float) for event in events)
+    assert events == [{"type": "call.listening", "call_id": "c-hooks", "node": "main_menu", "prompt_s": 1.235},
+                      {"type": "call.prompt_done", "call_id": "c-hooks", "node": "main_menu"}]

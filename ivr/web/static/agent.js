@@ -1,9 +1,15 @@
 // Agent desktop (/agent): presence, the screen pop at ring time, and the after-call disposition.
 
+import { api, connectSocket } from './lib/backend.js';
+import { boot } from './lib/boot.js';
 import {
-  $, api, dispositionSaved, resyncCall, byTestId, connectSocket, el, fetchPop, fill, mergePresence, openCall, parkUnsaved,
-  renderDisposition, renderPop, ringTitle, setPresence, showPresence, startPage, toast,
-} from './app.js';
+  dispositionSaved, mergePresence, openCall, parkUnsaved, resyncCall, ringTitle, setPresence, showPresence,
+} from './lib/calls.js';
+import { renderDisposition } from './lib/disposition.js';
+import { $, byTestId, el, fill } from './lib/dom.js';
+import { toast } from './lib/notices.js';
+import { startPage } from './lib/page.js';
+import { renderPop } from './lib/pop.js';
 
 const PHASES = {
   ringing: 'Ringing — answer on your phone',
@@ -20,7 +26,7 @@ const state = {
   call: null, // {pop, phase, form, saved}
 };
 
-startPage({ roles: ['agent', 'field'], onReady });
+boot(() => startPage({ roles: ['agent', 'field'], onReady }));
 
 function onReady(session) {
   state.session = session;

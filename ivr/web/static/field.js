@@ -1,10 +1,17 @@
 // Field manager's phone page (/field): a big ready switch, accept/decline while ringing (the call itself is
 // answered on the phone's softphone), the pop in one column, and case notes after the call.
 
+import { api, connectSocket } from './lib/backend.js';
+import { boot } from './lib/boot.js';
 import {
-  $, api, dispositionSaved, resyncCall, byTestId, connectSocket, duration, el, fetchPop, fill, intentLabel, mergePresence, openCall, parkUnsaved, popSummary,
-  renderDisposition, renderPop, ringTitle, setPresence, showPresence, startPage, toast,
-} from './app.js';
+  dispositionSaved, mergePresence, openCall, parkUnsaved, resyncCall, ringTitle, setPresence, showPresence,
+} from './lib/calls.js';
+import { renderDisposition } from './lib/disposition.js';
+import { $, byTestId, el, fill } from './lib/dom.js';
+import { duration, intentLabel } from './lib/format.js';
+import { toast } from './lib/notices.js';
+import { startPage } from './lib/page.js';
+import { popSummary, renderPop } from './lib/pop.js';
 
 const state = {
   session: null,
@@ -12,7 +19,7 @@ const state = {
   call: null, // {pop, phase: ringing|accepted|on_call|after|done|missed, form, saved}
 };
 
-startPage({ roles: ['field', 'agent'], onReady });
+boot(() => startPage({ roles: ['field', 'agent'], onReady }));
 
 function onReady(session) {
   state.session = session;

@@ -1,7 +1,11 @@
 // Supervisor wall (/supervisor): queues, agents by state, calls in the IVR. Pushed over the socket
 // ({"type":"wall"}); fetched once per (re)connect so nothing missed while offline stays wrong. No polling.
 
-import { api, bar, byTestId, connectSocket, duration, el, fill, percent, startPage } from './app.js';
+import { api, connectSocket } from './lib/backend.js';
+import { boot } from './lib/boot.js';
+import { byTestId, el, fill } from './lib/dom.js';
+import { bar, duration, percent } from './lib/format.js';
+import { startPage } from './lib/page.js';
 
 const GROUPS = [
   ['ready', 'Ready'], ['ringing', 'Ringing'], ['on_call', 'On call'], ['wrap_up', 'Wrap-up'],
@@ -10,7 +14,7 @@ const GROUPS = [
 const LONG_WAIT_S = 60;
 const SERVICE_TARGET = 80;
 
-startPage({ roles: ['supervisor', 'admin'], onReady });
+boot(() => startPage({ roles: ['supervisor', 'admin'], onReady }));
 
 function onReady() {
   connectSocket({

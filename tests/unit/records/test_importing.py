@@ -8,9 +8,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from ivr.config import PROJECT_DIR
+from ivr.records.agent import AGENTS, Role
 from ivr.records.customer import CUSTOMERS, Customer
 from ivr.records.importing import read_csv, read_json, read_rows, split_mapping, split_records
-from ivr.routing.agents import AGENTS, AgentDirectory, Role
+from ivr.routing.agents import AgentDirectory
 
 DIALPLANS = PROJECT_DIR / "dialplans"
 

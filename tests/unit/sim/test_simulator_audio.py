@@ -10,7 +10,7 @@ import pytest
 
 from ivr.config import Settings
 from ivr.records.call import CallRecord, Outcome, Turn
-from ivr.sim.simulator import SimulationError, Simulator, summary, to_telephone_wav
+from ivr.sim.simulator import CallDriver, SimulationError, Simulator, summary, to_caller_audio, to_telephone_wav
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int, width: int = 2) -> Path:
@@ -109,6 +109,7 @@ def test_prepare_accepts_dtmf_in_order(tmp_path: Path) -> None:
 
 SUMMARY_KEYS = {
     "call_id", "caller", "customer", "path", "turns", "intent", "queue", "agent", "outcome", "routing", "notes",
+    "heard_at_hz",
 }
 TURN_KEYS = {"node", "transcript", "confidence", "intent", "score", "dtmf", "audio", "error"}
 
@@ -137,7 +138,7 @@ def test_summary_of_sparse_record() -> None:
     out = summary({"call_id": "c2", "turns": None})
     assert out == {
         "call_id": "c2", "caller": None, "customer": None, "path": None, "turns": [], "intent": None,
-        "queue": None, "agent": None, "outcome": None, "routing": [], "notes": [],
+        "queue": None, "agent": None, "outcome": None, "routing": [], "notes": [], "heard_at_hz": None,
     }
 
 
@@ -149,3 +150,32 @@ def test_truncated_stereo_wav_is_a_simulation_error(tmp_path: Path, cut: int) ->
     with pytest.raises(SimulationError) as info:
         to_telephone_wav(source, tmp_path / "out.wav")
     assert str(info.value).startswith(f"{source}: ")
+
+
+def test_wideband_caller_audio_keeps_what_the_telephone_band_drops(tmp_path: Path) -> None:
+    """A 5 kHz tone (above the 4 kHz Nyquist of a phone line) survives at 16 kHz, raw, for Asterisk's sln16."""
+    source = write_wav(tmp_path / "in.wav", tone(48000, 1.0, freq=5000.0), 48000, 1)
+    wide = tmp_path / "turn1.sln16"
+    assert to_caller_audio(source, wide, 16000) == 1.0
+    pcm = np.frombuffer(wide.read_bytes(), dtype="<i2").astype(float)
+    assert len(pcm) == 16000
+    assert np.sqrt(np.mean(pcm[400:-400] ** 2)) == pytest.approx(8000 / np.sqrt(2), rel=0.05)
+    narrow = tmp_path / "turn1.wav"
+    to_caller_audio(source, narrow, 8000)
+    with wave.open(str(narrow)) as wav:
+        dropped = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(float)
+    assert np.sqrt(np.mean(dropped[400:-400] ** 2)) < 400  # filtered out by the resampler, not aliased
+
+
+def test_a_rate_no_caller_speaks_at_is_refused_by_name(tmp_path: Path) -> None:
+    source = write_wav(tmp_path / "in.wav", tone(8000, 0.1), 8000, 1)
+    with pytest.raises(SimulationError, match=r"--rate 44100: a simulated caller speaks at 8000 or 16000 Hz"):
+        to_caller_audio(source, tmp_path / "out.wav", 44100)
+
+
+def test_wideband_turns_are_prepared_as_sln16(tmp_path: Path) -> None:
+    source = write_wav(tmp_path / "in.wav", tone(16000, 0.2), 16000, 1)
+    driver = CallDriver(Settings(run_dir=tmp_path, recordings_dir=tmp_path / "rec"))
+    turns = driver.prepare([source], ["1"], tmp_path / "work", rate=16000)
+    assert turns[0][0] == "audio" and (tmp_path / "work" / "turn1.sln16").stat().st_size == 2 * 3200
+    assert turns[1] == ("dtmf", "1")

@@ -40,12 +40,6 @@ CHUNK = 320  # 20 ms of 8 kHz 16-bit audio, as a phone line delivers it
 
 
 @pytest.fixture(scope="module")
-def korean() -> LoadedModel:
-    vosk.SetLogLevel(-1)
-    return default_registry().get("ko")
-
-
-@pytest.fixture(scope="module")
 def demo_grammar(korean: LoadedModel) -> Grammar:
     return build_grammar(DEMO_PHRASES, korean)
 

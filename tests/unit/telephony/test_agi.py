@@ -165,12 +165,14 @@ async def test_read_environment_early_eof() -> None:
     with pytest.raises(MalformedEnvironment) as info:
         await read_environment(reader_with(partial, eof=True), TIMEOUT)
     assert str(info.value) == f"peer closed after {len(partial)} bytes, before the blank line"
+    assert info.value.received == len(partial) and not info.value.is_probe
 
 
 async def test_read_environment_eof_without_data() -> None:
     with pytest.raises(MalformedEnvironment) as info:
         await read_environment(reader_with(b"", eof=True), TIMEOUT)
     assert str(info.value) == "peer closed after 0 bytes, before the blank line"
+    assert info.value.received == 0 and info.value.is_probe  # a port probe, logged at debug level
 
 
 async def test_read_environment_oversize_without_blank_line() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import struct
 import uuid
@@ -14,8 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.telephony.audiosocket import (
+    AUDIO_RATES,
     FRAME_BYTES,
     HANGUP_FRAME,
+    HEADER,
+    MAX_BAD_AUDIO_FRAMES,
     MAX_PAYLOAD,
     SILENCE_FRAME,
     AudioSession,
@@ -24,10 +28,14 @@ from ivr.telephony.audiosocket import (
     CallerDtmf,
     CallerGone,
     Frame,
+    FrameError,
     Kind,
     Playback,
     ProtocolError,
+    SessionEnd,
     audio_frame,
+    dial_format,
+    frame_bytes,
     read_frame,
     uuid_frame,
 )
@@ -342,7 +350,7 @@ async def test_invalid_dtmf_ignored_lowercase_letter_uppercased_unknown_kind_ski
     async with connected_session() as (session, _reader, writer):
         writer.write(Frame(Kind.DTMF, b"x").encode())
         writer.write(Frame(Kind.DTMF, b"").encode())
-        writer.write(Frame(0x11, bytes(640)).encode())  # a newer Asterisk's 16 kHz audio kind
+        writer.write(Frame(0x20, bytes(640)).encode())  # no such kind in the protocol
         writer.write(Frame(Kind.DTMF, b"a").encode())
         writer.write(audio_frame(bytes([9]) * 320).encode())
         await writer.drain()
@@ -350,6 +358,7 @@ async def test_invalid_dtmf_ignored_lowercase_letter_uppercased_unknown_kind_ski
         assert await session.next_event(TIMEOUT) == CallerAudio(bytes([9]) * 320)
         assert await session.next_event(0.05) is None
         assert session.frames_in == 1
+        assert session.bad_frames == 1
 
 
 async def test_next_event_times_out_with_none() -> None:
@@ -358,19 +367,20 @@ async def test_next_event_times_out_with_none() -> None:
 
 
 @pytest.mark.parametrize(
-    ("wire", "reason"),
+    ("wire", "reason", "end"),
     [
-        (b"\x00\x00\x00", "hangup frame from Asterisk"),
-        (b"\xff\x00\x01\x02", "error frame from Asterisk (code 02)"),
-        (b"\xff\x00\x00", "error frame from Asterisk (code none)"),
+        (b"\x00\x00\x00", "hangup frame from Asterisk", SessionEnd.HANGUP),
+        (b"\xff\x00\x01\x02", "error frame from Asterisk (code 02)", SessionEnd.ASTERISK_ERROR),
+        (b"\xff\x00\x00", "error frame from Asterisk (code none)", SessionEnd.ASTERISK_ERROR),
     ],
 )
-async def test_hangup_and_error_frames_end_the_session(wire: bytes, reason: str) -> None:
+async def test_hangup_and_error_frames_end_the_session(wire: bytes, reason: str, end: SessionEnd) -> None:
     async with connected_session() as (session, _reader, writer):
         writer.write(wire)
         await writer.drain()
-        assert await session.next_event(TIMEOUT) == CallerGone(reason)
-        assert session.close_reason == reason
+        assert await session.next_event(TIMEOUT) == CallerGone(reason, end)
+        assert session.close_reason == reason and session.end is end
+        assert session.end.caller_left is (end is SessionEnd.HANGUP)
         assert session.closed.is_set()
 
 
@@ -385,6 +395,7 @@ async def test_peer_disconnect_mid_frame_is_protocol_error() -> None:
             "protocol error: connection closed inside a frame of kind 0x10 (10 of 320 bytes)"
         )
         assert "protocol error" in session.close_reason
+        assert event.end is SessionEnd.PROTOCOL_ERROR and not event.end.caller_left
 
 
 async def test_peer_clean_close_between_frames() -> None:
@@ -396,7 +407,7 @@ async def test_peer_clean_close_between_frames() -> None:
         # mid-sentence still has that sentence recognized.
         await wait_until(lambda: session._events.qsize() == 2)
         assert await session.next_event(TIMEOUT) == CallerAudio(bytes([5]) * 320)
-        assert await session.next_event(TIMEOUT) == CallerGone("socket closed by Asterisk")
+        assert await session.next_event(TIMEOUT) == CallerGone("socket closed by Asterisk", SessionEnd.PEER_CLOSED)
         assert session.closed.is_set()
 
 
@@ -406,7 +417,7 @@ async def test_oversized_frame_from_peer_ends_session() -> None:
         await writer.drain()
         event = await session.next_event(TIMEOUT)
         assert event == CallerGone(
-            "protocol error: frame of kind 0x10 declares 65535 bytes, over the 16000 limit"
+            "protocol error: frame of kind 0x10 declares 65535 bytes, over the 16000 limit", SessionEnd.PROTOCOL_ERROR
         )
 
 
@@ -415,7 +426,7 @@ async def test_events_iterator_stops_after_caller_gone() -> None:
         writer.write(Frame(Kind.DTMF, b"1").encode() + b"\x00\x00\x00")
         await writer.drain()
         seen = [event async for event in session.events()]
-        assert seen == [CallerDtmf("1"), CallerGone("hangup frame from Asterisk")]
+        assert seen == [CallerDtmf("1"), CallerGone("hangup frame from Asterisk", SessionEnd.HANGUP)]
 
 
 async def test_idle_session_sends_silence_every_20_ms() -> None:
@@ -485,8 +496,8 @@ async def test_close_sends_hangup_frame_and_reports_caller_gone() -> None:
             frames.append(frame)
         assert frames[-1] == Frame(Kind.HANGUP, b"")
         assert frames[:-1] == [Frame(Kind.AUDIO, SILENCE_FRAME)] * (len(frames) - 1)
-        assert await session.next_event(TIMEOUT) == CallerGone("transfer to agent")
-        assert session.close_reason == "transfer to agent"
+        assert await session.next_event(TIMEOUT) == CallerGone("transfer to agent", SessionEnd.BY_CONTROLLER)
+        assert session.close_reason == "transfer to agent" and session.end is SessionEnd.BY_CONTROLLER
         late = session.play(bytes([1]) * 320)
         assert late.done.result() is False
 
@@ -499,3 +510,231 @@ async def test_peer_reset_is_connection_error() -> None:
         event = await session.next_event(TIMEOUT)
         assert isinstance(event, CallerGone)
         assert event.reason.startswith("connection error: "), event.reason
+
+
+# --- every audio kind of the protocol (res_audiosocket.h, Asterisk 22.10.1) ----------------------
+
+# kind, rate, header of a 20 ms frame: kind byte, then the big-endian payload length.
+AUDIO_KINDS = [
+    (Kind.AUDIO, 8000, b"\x10\x01\x40"),  # 320 bytes
+    (Kind.AUDIO_SLIN12, 12000, b"\x11\x01\xe0"),  # 480
+    (Kind.AUDIO_SLIN16, 16000, b"\x12\x02\x80"),  # 640: what Dial(AudioSocket/.../c(slin16)) sends
+    (Kind.AUDIO_SLIN24, 24000, b"\x13\x03\xc0"),  # 960
+    (Kind.AUDIO_SLIN32, 32000, b"\x14\x05\x00"),  # 1280
+    (Kind.AUDIO_SLIN44, 44100, b"\x15\x06\xe4"),  # 1764
+    (Kind.AUDIO_SLIN48, 48000, b"\x16\x07\x80"),  # 1920
+    (Kind.AUDIO_SLIN96, 96000, b"\x17\x0f\x00"),  # 3840
+    (Kind.AUDIO_SLIN192, 192000, b"\x18\x1e\x00"),  # 7680
+]
+
+
+def test_kind_values_match_asterisk() -> None:
+    assert [int(kind) for kind, _, _ in AUDIO_KINDS] == list(range(0x10, 0x19))
+    assert AUDIO_RATES == {int(kind): rate for kind, rate, _ in AUDIO_KINDS}
+    assert (Kind.HANGUP, Kind.UUID, Kind.DTMF, Kind.ERROR) == (0x00, 0x01, 0x03, 0xFF)
+
+
+@pytest.mark.parametrize(("kind", "rate", "header"), AUDIO_KINDS, ids=[str(r) for _, r, _ in AUDIO_KINDS])
+def test_audio_frame_of_each_rate_encodes_exact_bytes(kind: Kind, rate: int, header: bytes) -> None:
+    pcm = bytes(range(256)) * (frame_bytes(rate) // 256) + bytes(range(frame_bytes(rate) % 256))
+    assert len(pcm) == frame_bytes(rate) == rate // 50 * 2
+    wire = audio_frame(pcm, rate).encode()
+    assert wire == header + pcm
+    assert Kind.for_rate(rate) is kind
+    assert kind.rate == rate
+    assert kind.is_audio
+
+
+@pytest.mark.parametrize(("kind", "rate", "header"), AUDIO_KINDS, ids=[str(r) for _, r, _ in AUDIO_KINDS])
+async def test_audio_frame_of_each_rate_decodes_to_pcm_and_rate(kind: Kind, rate: int, header: bytes) -> None:
+    pcm = bytes([7, 1]) * (rate // 50)  # 20 ms
+    frame = await read_frame(reader_with(header + pcm))
+    assert frame == Frame(kind, pcm)
+    assert frame.rate == rate
+    assert frame.audio() == (pcm, rate)
+
+
+def test_default_audio_frame_is_still_8khz() -> None:
+    assert audio_frame(bytes(320)).encode() == SILENCE_WIRE
+    assert audio_frame(bytes(640), 16000).encode() == b"\x12\x02\x80" + bytes(640)  # kind by the rate given
+
+
+@pytest.mark.parametrize("rate", [11025, 22050, 0, -8000])
+def test_rate_without_a_kind_is_refused(rate: int) -> None:
+    with pytest.raises(ValueError, match=rf"no audio kind for {rate} Hz"):
+        Kind.for_rate(rate)
+    with pytest.raises(ValueError, match="no audio kind"):
+        audio_frame(bytes(320), rate)
+
+
+@pytest.mark.parametrize("kind", [Kind.HANGUP, Kind.UUID, Kind.DTMF, Kind.ERROR])
+def test_control_kinds_carry_no_rate(kind: Kind) -> None:
+    assert not kind.is_audio
+    assert Frame(kind, b"1").rate is None
+    with pytest.raises(ValueError, match=rf"{kind.name} \(0x{int(kind):02x}\) carries no audio"):
+        _ = kind.rate
+    with pytest.raises(FrameError, match="carries no audio"):
+        Frame(kind, b"1").audio()
+
+
+@pytest.mark.parametrize(
+    ("wire", "message"),
+    [
+        (b"\x10\x00\x01\x00", "kind 0x10 (8000 Hz 16-bit PCM) with 1 bytes: not a whole number of 2-byte samples"),
+        (b"\x12\x02\x7f" + bytes(639), "kind 0x12 (16000 Hz 16-bit PCM) with 639 bytes"),
+        (b"\x16\x07\x7f" + bytes(1919), "kind 0x16 (48000 Hz 16-bit PCM) with 1919 bytes"),
+        (b"\x02\x00\x06" + bytes(6), "unknown AudioSocket kind 0x02 (6 bytes)"),
+        (b"\x19\x02\x80" + bytes(640), "unknown AudioSocket kind 0x19 (640 bytes)"),
+    ],
+)
+async def test_kind_and_length_that_disagree_are_a_frame_error(wire: bytes, message: str) -> None:
+    frame = await read_frame(reader_with(wire))
+    assert frame is not None
+    with pytest.raises(FrameError, match=re.escape(message)):
+        frame.audio()
+
+
+def test_frame_error_is_a_value_error_not_a_protocol_error() -> None:
+    # One bad frame is dropped; only a broken stream (ProtocolError) ends a session.
+    assert issubclass(FrameError, ValueError)
+    assert not issubclass(FrameError, ProtocolError)
+
+
+async def test_playback_at_16khz_uses_640_byte_frames() -> None:
+    playback = Playback(bytes([1]) * 700, 16000)
+    assert (playback.rate, playback.kind, playback.frame_bytes) == (16000, Kind.AUDIO_SLIN16, 640)
+    assert playback.seconds == 1280 / 32000
+    assert playback.next_frame() == bytes([1]) * 640
+    assert playback.next_frame() == bytes([1]) * 60 + bytes(580)
+    assert playback.next_frame() is None
+    assert playback.done.result() is True
+
+
+async def test_playback_refuses_a_rate_without_a_kind() -> None:
+    with pytest.raises(ValueError, match="22050 Hz"):
+        Playback(bytes(100), 22050)
+
+
+# --- wideband sessions ----------------------------------------------------------------------
+
+
+WB_SILENCE_WIRE = b"\x12\x02\x80" + bytes(640)
+
+
+async def test_wideband_audio_becomes_16khz_events_and_silence_follows_the_rate() -> None:
+    async with connected_session() as (session, reader, writer):
+        assert await asyncio.wait_for(reader.readexactly(323), TIMEOUT) == SILENCE_WIRE
+        assert session.rate == 8000
+        chunks = [bytes([n, 0]) * 320 for n in (1, 2)]
+        for chunk in chunks:
+            writer.write(audio_frame(chunk, 16000).encode())
+        await writer.drain()
+        events = [await session.next_event(TIMEOUT) for _ in chunks]
+        assert events == [CallerAudio(c, 16000) for c in chunks]
+        assert events[0].seconds == 0.02  # type: ignore[union-attr]
+        assert session.rate == 16000
+        assert session.frames_by_rate == {16000: 2}
+        # From now on the idle frames Asterisk needs every 20 ms are wideband silence.
+        for _ in range(10):
+            header = await asyncio.wait_for(reader.readexactly(3), TIMEOUT)
+            payload = await asyncio.wait_for(reader.readexactly(HEADER.unpack(header)[1]), TIMEOUT)
+            if header == b"\x12\x02\x80":
+                assert header + payload == WB_SILENCE_WIRE
+                break
+        else:
+            raise AssertionError("silence did not follow the caller's rate")
+
+
+async def test_mid_call_rate_change_is_on_the_events() -> None:
+    # A transfer from a wideband to a narrowband leg, then a misconfigured 48 kHz trunk.
+    async with connected_session() as (session, _reader, writer):
+        writer.write(audio_frame(bytes([1, 0]) * 320, 16000).encode())
+        writer.write(audio_frame(bytes([2, 0]) * 160, 8000).encode())
+        writer.write(Frame(Kind.AUDIO_SLIN48, bytes([3, 0]) * 960).encode())
+        await writer.drain()
+        events = [await session.next_event(TIMEOUT) for _ in range(3)]
+        assert [(e.rate, len(e.pcm)) for e in events] == [(16000, 640), (8000, 320), (48000, 1920)]  # type: ignore[union-attr]
+        assert session.rate == 48000
+        assert session.frames_by_rate == {16000: 1, 8000: 1, 48000: 1}
+        assert session.frames_in == 3
+
+
+async def test_odd_length_audio_is_dropped_and_the_call_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    async with connected_session() as (session, _reader, writer):
+        writer.write(b"\x12\x02\x7f" + bytes(639))  # a 0x12 frame one byte short
+        writer.write(audio_frame(bytes([4, 0]) * 320, 16000).encode())
+        await writer.drain()
+        assert await session.next_event(TIMEOUT) == CallerAudio(bytes([4, 0]) * 320, 16000)
+        assert session.bad_frames == 1
+        assert session.frames_in == 1
+        assert not session.closed.is_set()
+        assert "dropping AudioSocket frame: AudioSocket kind 0x12 (16000 Hz 16-bit PCM) with 639 bytes" in caplog.text
+
+
+async def test_a_stream_of_malformed_audio_ends_the_session() -> None:
+    async with connected_session() as (session, _reader, writer):
+        writer.write(b"\x10\x00\x01\x00" * MAX_BAD_AUDIO_FRAMES)
+        await writer.drain()
+        event = await session.next_event(TIMEOUT)
+        assert event == CallerGone(
+            f"protocol error: {MAX_BAD_AUDIO_FRAMES} malformed audio frames in a row, last: AudioSocket kind 0x10"
+            " (8000 Hz 16-bit PCM) with 1 bytes: not a whole number of 2-byte samples",
+            SessionEnd.PROTOCOL_ERROR,
+        )
+        assert session.bad_frames == MAX_BAD_AUDIO_FRAMES
+
+
+async def test_unknown_kinds_are_refused_and_logged_once_per_kind(caplog: pytest.LogCaptureFixture) -> None:
+    async with connected_session() as (session, _reader, writer):
+        for _ in range(3):
+            writer.write(Frame(0x02, bytes(6)).encode())  # a fork's DTMF start/stop kind
+        writer.write(Frame(Kind.UUID, FIXED_UUID.bytes).encode())  # a second UUID mid-call
+        writer.write(audio_frame(bytes([5, 0]) * 160).encode())
+        await writer.drain()
+        assert await session.next_event(TIMEOUT) == CallerAudio(bytes([5, 0]) * 160)
+        assert session.bad_frames == 4
+        refused = [r.getMessage() for r in caplog.records if "refusing" in r.getMessage()]
+        assert refused == [
+            "call call-1: refusing AudioSocket frame of unknown kind 0x02 (6 bytes)",
+            "call call-1: refusing AudioSocket frame of UUID kind 0x01 (16 bytes)",
+        ]
+
+
+async def test_play_at_16khz_sends_0x12_frames_then_silence() -> None:
+    pcm = bytes((i % 255) + 1 for i in range(1000))
+    async with connected_session() as (session, reader, _writer):
+        playback = session.play(pcm, rate=16000)
+        assert playback.seconds == 1280 / 32000
+        frames = []
+        while len(frames) < 3:
+            frame = await asyncio.wait_for(read_frame(reader), TIMEOUT)
+            assert frame is not None
+            if frame.kind == Kind.AUDIO_SLIN16 or frames:
+                frames.append(frame.encode())
+        assert frames[0] == b"\x12\x02\x80" + pcm[:640]
+        assert frames[1] == b"\x12\x02\x80" + pcm[640:] + bytes(280)
+        assert frames[2] == SILENCE_WIRE  # the caller has said nothing yet: the session rate is 8 kHz
+        assert await asyncio.wait_for(playback.done, TIMEOUT) is True
+
+
+async def test_play_with_a_rate_without_a_kind_keeps_the_current_prompt() -> None:
+    async with connected_session() as (session, _reader, _writer):
+        current = session.play(bytes([1]) * 32000)
+        with pytest.raises(ValueError, match="22050"):
+            session.play(bytes(100), rate=22050)
+        assert session.playing and not current.done.done()
+
+
+@pytest.mark.parametrize(("native", "wideband", "expected"), [
+    ("(g722)", True, "slin16"),
+    ("(opus)", True, "slin16"),
+    ("(slin16)", True, "slin16"),
+    ("(ulaw|g722)", True, "slin16"),
+    ("(ulaw)", True, "slin"),
+    ("(alaw|ulaw)", True, "slin"),
+    ("slin", True, "slin"),
+    ("", True, "slin"),  # unknown: the telephone band is always right
+    ("(g722)", False, "slin"),  # wideband switched off
+])
+def test_dial_format_hears_wideband_legs_at_16k(native: str, wideband: bool, expected: str) -> None:
+    assert dial_format(native, wideband) == expected

@@ -1,17 +1,21 @@
 """The web pages (ivr/web/static): light checks that need no browser.
 
 Only /static assets that exist, every documented data-testid present, no HTML sinks for data, a viewport and a
-language on every page, every control labelled, no inline script (the pages carry a strict CSP), and JS that parses.
+language on every page, every control labelled, no inline script (the pages carry a strict CSP), JS that parses,
+and demo mode kept out of the pages' modules. The import graph is checked in test_js_imports.py.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from ivr.web.desk import TICKET_TEMPLATES
 
 ROOT = Path(__file__).resolve().parents[3]
 STATIC = ROOT / "ivr" / "web" / "static"
@@ -24,13 +28,17 @@ def _pages() -> dict[str, str]:
 
 
 def _scripts() -> dict[str, str]:
-    return {path.name: path.read_text(encoding="utf-8") for path in sorted(STATIC.glob("*.js"))}
+    """Every module, by its path under static/ ("agent.js", "lib/api.js", ...)."""
+    return {path.relative_to(STATIC).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted(STATIC.rglob("*.js"))}
 
 
-def test_the_three_pages_the_shared_script_and_one_stylesheet_exist() -> None:
-    for name in [*PAGES, "app.js", "agent.js", "field.js", "supervisor.js", "style.css"]:
+def test_the_pages_their_scripts_the_shared_modules_and_one_stylesheet_exist() -> None:
+    shared = ["lib/api.js", "lib/backend.js", "lib/boot.js", "lib/session.js", "lib/socket.js", "lib/page.js",
+              "lib/pop.js", "lib/disposition.js", "demo/backend.js"]
+    for name in [*PAGES, "agent.js", "field.js", "supervisor.js", "admin.js", *shared, "style.css"]:
         assert (STATIC / name).is_file(), name
-    assert [p.name for p in STATIC.glob("*.css")] == ["style.css"]
+    assert [p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*.css")] == ["style.css"]
 
 
 def test_pages_reference_only_existing_static_files() -> None:
@@ -45,14 +53,11 @@ def test_pages_reference_only_existing_static_files() -> None:
         assert f'src="/static/{name.removesuffix(".html")}.js"' in html, f"{name} does not load its own script"
 
 
-def test_scripts_import_only_existing_local_modules_and_nothing_remote() -> None:
-    for name, source in _scripts().items():
-        for spec in re.findall(r"""\bimport\s*(?:[^'"]*?\bfrom\s*)?\(?\s*['"]([^'"]+)['"]""", source):
-            assert spec.startswith("./"), f"{name} imports {spec}: only ./local modules"
-            assert (STATIC / spec.removeprefix("./")).is_file(), f"{name} imports missing {spec}"
-    for path in STATIC.iterdir():
-        text = path.read_text(encoding="utf-8")
-        assert not re.search(r"https?://|//fonts\.|@import", text), f"{path.name} loads something from outside"
+def test_nothing_is_loaded_from_outside() -> None:
+    for path in STATIC.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"https?://|//fonts\.|@import", text), f"{path.name} loads something from outside"
 
 
 def test_every_documented_testid_is_in_the_pages_or_scripts() -> None:
@@ -87,8 +92,9 @@ def test_token_only_in_session_storage_and_socket_url_from_location() -> None:
         assert "localStorage" not in source, name
         assert "document.cookie" not in source, name
         assert not re.search(r"new WebSocket\(\s*['\"`]wss?://", source), f"{name}: hard-coded socket URL"
-    app = scripts["app.js"]
-    assert "sessionStorage" in app and "location.host" in app and "'wss:'" in app and "/ws?token=" in app
+    assert "sessionStorage" in scripts["lib/session.js"]
+    socket = scripts["lib/socket.js"]
+    assert "location.host" in socket and "'wss:'" in socket and "/ws?token=" in socket
 
 
 def test_every_page_has_lang_viewport_and_no_inline_script() -> None:
@@ -112,12 +118,40 @@ def test_every_control_in_the_pages_has_a_label() -> None:
             assert re.sub(r"<[^>]+>", "", tag).strip() or "aria-label" in tag, f"{name}: empty button"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in STATIC.glob("*.js")))
+@pytest.mark.parametrize("name", sorted(p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*.js")))
 def test_scripts_parse_as_modules(name: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: cannot syntax-check the page scripts")
-    module = tmp_path / (Path(name).stem + ".mjs")  # .mjs: parsed as an ES module whatever the node version
+    # .mjs: parsed as an ES module whatever the node version
+    module = tmp_path / (name.replace("/", "_").removesuffix(".js") + ".mjs")
     module.write_text((STATIC / name).read_text(encoding="utf-8"), encoding="utf-8")
     result = subprocess.run([node, "--check", str(module)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_demo_mode_is_a_backend_outside_the_pages_modules() -> None:
+    """#demo swaps the backend (lib/boot.js); no page module has a demo branch, and only boot.js loads demo/."""
+    for name, source in _scripts().items():
+        if name.startswith("demo/") or name == "lib/boot.js":
+            continue
+        code = re.sub(r"//[^\n]*|/\*.*?\*/", "", source, flags=re.S)
+        assert not re.search(r"demo", code, flags=re.I), f"{name}: demo code in a page module"
+    importers = [name for name, source in _scripts().items() if "demo/" in source and not name.startswith("demo/")]
+    assert importers == ["lib/boot.js"]
+
+
+def test_the_demo_shows_the_servers_ticket_templates() -> None:
+    """The demo cannot ask the server (no session): it serves a copy of the one table, kept equal to it here."""
+    copy = json.loads((STATIC / "demo" / "ticket-templates.json").read_text(encoding="utf-8"))
+    assert copy == TICKET_TEMPLATES, "regenerate ivr/web/static/demo/ticket-templates.json from ivr.web.desk"
+
+
+def test_the_pages_hold_no_copy_of_the_ticket_templates() -> None:
+    """GET /api/ticket-templates is the one list of templates and of the intents that need a ticket."""
+    for name, source in _scripts().items():
+        if name.startswith("demo/"):
+            continue
+        distinctive = [f["name"] for t in TICKET_TEMPLATES.values() for f in t["fields"] if "_" in f["name"]]
+        assert not [field for field in distinctive if field in source], f"{name} names ticket template fields"
+        assert not re.search(r"\[\s*'lost_card'\s*,\s*'complaint'", source), f"{name}: a list of ticket intents"

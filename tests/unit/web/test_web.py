@@ -23,13 +23,15 @@ import websockets
 from argon2 import PasswordHasher
 from websockets.exceptions import ConnectionClosed
 
-from ivr.config import Settings
+from ivr.config import Settings, read_env_file
+from ivr.records.agent import Agent
 from ivr.records.call import CallRecord
 from ivr.records.customer import Customer
-from ivr.routing.agents import Agent, AgentDirectory, Presence
+from ivr.routing.agents import AgentDirectory, Presence
 from ivr.routing.customers import CustomerStore
+from ivr.sim.demo_users import ensure_demo_users, env_key
 from ivr.web.app import create_app, serve_web
-from ivr.web.auth import UserStore, ensure_demo_users, env_key, read_env_file
+from ivr.web.auth import UserStore
 from ivr.web.hub import SEND_QUEUE_MAX, Client, Hub
 from ivr.web.wall import Wall
 
@@ -317,6 +319,16 @@ async def test_pages_are_served_once_they_exist(app, client: httpx.AsyncClient, 
         "text/html")
     assert (await client.get("/static/app.js")).text == "1"
     assert (await client.get("/openapi.json")).json()["paths"]["/api/login"]
+
+
+async def test_static_modules_in_subfolders_are_served_as_javascript(app, client: httpx.AsyncClient,  # type: ignore[no-untyped-def]
+                                                                      tmp_path: Path) -> None:
+    (tmp_path / "static" / "lib").mkdir(parents=True)
+    (tmp_path / "static" / "lib" / "dom.js").write_text("export const x = 1;\n")
+    reply = await client.get("/static/lib/dom.js")
+    assert reply.status_code == 200 and reply.text == "export const x = 1;\n"
+    assert reply.headers["content-type"].split(";")[0] in {"text/javascript", "application/javascript"}
+    assert (await client.get("/static/lib/../../secrets.env")).status_code == 404
 
 
 # --- the wall

@@ -1,166 +1,34 @@
-"""The navigation engine over a fake line: real flow, scripted recognizer, short prompts.
-
-The caller is a script of AudioSocket frames fed into the session's reader; the
-recognizer answers from a script too, so each rule is tested exactly and fast.
-"""
+"""The turn logic (ivr.voice.navigator.turns): walking the flow, understanding, confirming, offers, self-service,
+the call's language — each call's own, however many calls one navigator serves."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from asr import Alternative, ModelMissing, Partial, Result
-from ivr.records.call import CallRecord
+from asr import ModelMissing, Partial, Result
+from ivr.records.call import CallRecord, Turn
 from ivr.records.customer import Customer
-from ivr.telephony.audiosocket import HEADER, AudioSession, Kind
-from ivr.voice.flow import load_flow
-from ivr.voice.navigator import Navigator, Speech
-
-FLOW = Path(__file__).resolve().parents[3] / "dialplans" / "hotline.yaml"
-PROMPT_SECONDS = 0.4
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    async def drain(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    async def wait_closed(self) -> None:
-        return None
-
-
-class ScriptedRecognizer:
-    """Answers with the next scripted utterance once it has heard `speech_frames` of audio."""
-
-    def __init__(self, answer: str | Exception | None, alternatives: list[tuple[str, float]] | None = None) -> None:
-        self.answer = answer
-        self.alternatives = alternatives
-        self.fed = 0
-
-    def _result(self) -> Result:
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        text = self.answer or ""
-        alts = [Alternative(t, c) for t, c in (self.alternatives or [(text, 1.0)])]
-        confidence = alts[0].confidence if alts else 0.0
-        return Result(text=text, confidence=confidence, alternatives=alts, phrase=text or None,
-                      phrase_confidence=confidence)
-
-    #: Like Vosk's endpointer on long silence: an empty final after this much audio (None: never).
-    empty_final_after: int | None = None
-
-    def feed(self, pcm: bytes) -> Result | Partial | None:
-        self.fed += len(pcm)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        if not self.answer and self.empty_final_after is not None and self.fed >= self.empty_final_after:
-            return Result(text="", confidence=0.0)
-        return Partial(self.answer) if self.answer else None
-
-    def finish(self) -> Result:
-        return self._result()
-
-
-class FakeSpeech(Speech):
-    """Speech with scripted recognition and short synthetic prompts."""
-
-    def __init__(self, answers: list[Any]) -> None:
-        super().__init__(registry=None, renderer=None)  # type: ignore[arg-type]
-        self.answers = list(answers)
-        self.grammars: list[list[str]] = []
-        self.prompts_said: list[str] = []
-
-    def recognizer(self, language: str, phrases: list[str]) -> Any:
-        self.grammars.append(phrases)
-        answer = self.answers.pop(0) if self.answers else None
-        if isinstance(answer, ModelMissing):
-            raise answer
-        if isinstance(answer, tuple):
-            return ScriptedRecognizer(answer[0], answer[1])
-        return ScriptedRecognizer(answer)
-
-    async def prompt(self, text: str, language: str) -> bytes:
-        self.prompts_said.append(text)
-        return bytes(int(8000 * 2 * PROMPT_SECONDS))
-
-
-def frame(kind: int, payload: bytes) -> bytes:
-    return HEADER.pack(kind, len(payload)) + payload
-
-
-def speech(seconds: float) -> bytes:
-    """Voiced audio frames (a 300 Hz tone, well above the voicing threshold)."""
-    t = np.arange(int(8000 * seconds)) / 8000
-    pcm = (6000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
-    return b"".join(frame(Kind.AUDIO, pcm[i : i + 320]) for i in range(0, len(pcm) - 319, 320))
-
-
-def silence(seconds: float) -> bytes:
-    return frame(Kind.AUDIO, bytes(320)) * int(seconds / 0.02)
-
-
-def key(digit: str) -> bytes:
-    return frame(Kind.DTMF, digit.encode())
-
-
-class Caller:
-    """Plays the caller's side: each turn's frames are fed when the engine starts listening."""
-
-    def __init__(self, turns: list[bytes], hang_up_after: bool = False) -> None:
-        self.turns = list(turns)
-        self.hang_up_after = hang_up_after
-        self.reader = asyncio.StreamReader()
-        self.session = AudioSession(uuid.uuid4(), "call-1", self.reader, _Writer())  # type: ignore[arg-type]
-        self.session.start()
-
-    async def on_listen(self, call: CallRecord, node: str, prompt_s: float) -> None:
-        if self.turns:
-            self.reader.feed_data(self.turns.pop(0))
-            if not self.turns and self.hang_up_after:
-                self.reader.feed_eof()
-
-
-def make(answers: list[Any], turns: list[bytes], *, customer: Customer | None = None,
-         hang_up_after: bool = False, tweak: Callable[[Any], Any] | None = None,
-         speech_engine: Speech | None = None) -> tuple[Navigator, Caller]:
-    flow = load_flow(FLOW)
-    # Short timeouts keep the tests fast; the rules are the same.
-    nodes = {k: (v.model_copy(update={"listen": v.listen.model_copy(update={"no_input_s": 0.3,
-                                                                             "endpoint_silence_s": 0.3})})
-                 if v.type == "ask" else v) for k, v in flow.nodes.items()}
-    flow = flow.model_copy(update={"nodes": nodes})
-    if tweak:
-        flow = tweak(flow)
-    caller = Caller(turns, hang_up_after)
-
-    async def lookup(number: str) -> Customer | None:
-        return customer
-
-    nav = Navigator(flow, speech_engine or FakeSpeech(answers), Path("/nonexistent-recordings"), customers=lookup,
-                    on_listen=caller.on_listen)
-    return nav, caller
-
-
-async def walk(nav: Navigator, caller: Caller, number: str = "01012345678") -> tuple[Any, CallRecord]:
-    call = CallRecord(call_id="call-1", caller=number)
-    decision = await asyncio.wait_for(nav.run(call, caller.session), 20)
-    await caller.session.close()
-    return decision, call
-
+from ivr.telephony.audiosocket import Kind
+from ivr.voice.flow import NODE_MODELS, AskNode
+from ivr.voice.navigator import Navigator, exit_to
+from ivr.voice.navigator.turns import DECLINED, GOES_ON, UNAVAILABLE
+from tests.unit.voice.navigator.fakes import (
+    RECORDINGS,
+    Caller,
+    FakeSpeech,
+    ScriptedRecognizer,
+    fast_flow,
+    frame,
+    key,
+    make,
+    silence,
+    speech,
+    walk,
+)
 
 # --- reaching intents ---------------------------------------------------------------------
 
@@ -317,38 +185,7 @@ async def test_recognizer_crash_mid_turn_goes_on_with_keys() -> None:
     assert any(p.startswith("지금은 음성 인식을 사용할 수 없습니다") for p in said)
 
 
-async def test_hangup_mid_utterance_is_recorded_without_error() -> None:
-    nav, caller = make(["계좌"], [speech(0.5)], hang_up_after=True)
-    decision, call = await walk(nav, caller)
-    assert (decision.kind, decision.reason) == ("hangup", "caller hung up")
-    assert call.turns[0].transcript == "계좌"
-
-
-# --- barge-in -----------------------------------------------------------------------------
-
-
-async def test_speech_cuts_the_prompt_and_counts() -> None:
-    nav, caller = make(["계좌 이체"], [speech(0.6) + silence(0.4)])
-    decision, call = await walk(nav, caller)
-    assert call.turns[0].barged_in
-    assert call.intent == "transfer"
-
-
-async def test_a_cough_does_not_cut_the_prompt() -> None:
-    nav, caller = make([None, None], [speech(0.1) + silence(0.1), key("2")])
-    decision, call = await walk(nav, caller)
-    assert not call.turns[0].barged_in
-
-
-async def test_no_barge_in_node_ignores_speech_during_the_prompt() -> None:
-    def no_barge(flow: Any) -> Any:
-        menu = flow.nodes["main_menu"]
-        menu = menu.model_copy(update={"listen": menu.listen.model_copy(update={"barge_in": False})})
-        return flow.model_copy(update={"nodes": {**flow.nodes, "main_menu": menu}})
-
-    nav, caller = make([None, None], [speech(0.2), key("2")], tweak=no_barge)
-    decision, call = await walk(nav, caller)
-    assert not call.turns[0].barged_in
+# --- callback offers ------------------------------------------------------------------------
 
 
 async def test_callback_offer_accepted() -> None:
@@ -403,16 +240,6 @@ async def test_stored_preference_skips_detection() -> None:
     assert len(speech_engine.grammars) == 1  # no English recognizer was even built
 
 
-async def test_an_empty_final_during_a_long_prompt_is_not_no_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Vosk ends an utterance after long silence with an empty result; the caller's key, pressed
-    # after a long prompt, must still count in the same turn.
-    monkeypatch.setattr(ScriptedRecognizer, "empty_final_after", 3200)
-    nav, caller = make([None, None, None], [silence(1.0) + key("2")])
-    decision, call = await walk(nav, caller)
-    assert decision.queue == "cards"
-    assert len(call.turns) == 1
-
-
 async def test_a_phrase_too_short_for_the_speech_is_not_routed_on() -> None:
     # 1.2 s of voice recognized as the two-syllable phrase "항의": asked again, then a person;
     # never the complaints queue on such thin evidence.
@@ -434,3 +261,123 @@ async def test_a_bigram_artefact_is_confirmed_not_acted_on() -> None:
     decision, call = await walk(nav, caller)
     assert [t.kind for t in call.turns][:2] == ["ask", "confirm"]
     assert decision.queue == "general"
+
+
+# --- each call its own: one navigator serves every call at once ---------------------------
+
+
+def voice(code: int, seconds: float = 0.6) -> bytes:
+    """Voiced frames whose every sample is `code`: the fake packs below tell speakers and turns apart by it."""
+    return frame(Kind.AUDIO, np.full(160, code, dtype="<i2").tobytes()) * int(seconds / 0.02)
+
+
+class Ear(ScriptedRecognizer):
+    """One language's recognizer: understands the utterances its script names (by their voice), nothing else."""
+
+    def __init__(self, language: str, script: dict[int, str], log: list[tuple[str, int]]) -> None:
+        super().__init__(None)
+        self.language, self.script, self.log = language, script, log
+        self.text = ""
+
+    def feed(self, pcm: bytes) -> Result | Partial | None:
+        code = int(np.abs(np.frombuffer(pcm, dtype="<i2")).max())
+        if code:
+            self.log.append((self.language, code))
+            self.text = self.script.get(code, self.text)
+        return Partial(self.text) if self.text else None
+
+    def finish(self) -> Result:
+        self.answer = self.text
+        return self._result() if self.text else Result(text="", confidence=0.0)
+
+
+class Packs(FakeSpeech):
+    """Korean and English packs loaded; each language's recognizers understand their own speakers only."""
+
+    def __init__(self, scripts: dict[str, dict[int, str]]) -> None:
+        super().__init__([])
+        self.scripts = scripts
+        self.fed: list[tuple[str, int]] = []
+        """(language of the recognizer, voice it heard), in order."""
+
+    def languages_with_packs(self, languages: list[str]) -> list[str]:
+        return ["ko", "en"]
+
+    def recognizer(self, language: str, phrases: list[str]) -> Any:
+        return Ear(language, self.scripts[language], self.fed)
+
+
+async def test_a_call_detecting_its_language_leaves_another_call_detecting_its_own() -> None:
+    # Two callers of one navigator, their language unknown. A speaks Korean at once; B first presses a key
+    # nobody routes, and speaks English only once A's first words made A Korean. B's words are still heard
+    # by both packs: A's language was A's, not the navigator's.
+    a_first, b_second = 1101, 1202
+    packs = Packs({"ko": {a_first: "카드 분실 신고"}, "en": {b_second: "lost card"}})
+    a = Caller([voice(a_first) + silence(0.4)], call_id="a")
+    b = Caller([key("9"), voice(b_second) + silence(0.4)], call_id="b")
+    callers = {"a": a, "b": b}
+    a_decided = asyncio.Event()
+
+    async def on_listen(call: CallRecord, node: str, prompt_s: float) -> None:
+        await callers[call.call_id].on_listen(call, node, prompt_s)
+
+    async def on_turn(call: CallRecord, turn: Turn) -> None:
+        if call.call_id == "a":
+            a_decided.set()
+        elif len(call.turns) == 1:
+            await a_decided.wait()  # B is asked again only once A's language is decided
+
+    nav = Navigator(fast_flow(), packs, RECORDINGS, on_listen=on_listen, on_turn=on_turn)
+    (a_decision, a_call), (b_decision, b_call) = await asyncio.gather(walk(nav, a), walk(nav, b))
+    assert (a_call.language, a_call.language_source, a_decision.queue) == ("ko", "detected", "cards")
+    assert (b_call.language, b_call.language_source) == ("en", "detected")
+    assert (b_decision.queue, b_call.intent) == ("cards", "lost_card")
+    assert ("en", b_second) in packs.fed
+
+
+async def test_a_call_that_knows_its_language_is_not_detected_again_when_another_call_starts() -> None:
+    # A speaks English (detected), is asked again, and answers only after B's call started: A's second words go
+    # to the English pack alone.
+    a_first, a_second, b_first = 1201, 1202, 1101
+    packs = Packs({"ko": {b_first: "계좌 이체"}, "en": {a_first: "good morning", a_second: "lost card"}})
+    a = Caller([voice(a_first) + silence(0.4), voice(a_second) + silence(0.4)], call_id="a")
+    b = Caller([voice(b_first) + silence(0.4)], call_id="b")
+    callers = {"a": a, "b": b}
+    b_listening = asyncio.Event()
+    b_walk: list[asyncio.Task[Any]] = []
+
+    async def on_listen(call: CallRecord, node: str, prompt_s: float) -> None:
+        if call.call_id == "b":
+            b_listening.set()
+        await callers[call.call_id].on_listen(call, node, prompt_s)
+
+    async def on_turn(call: CallRecord, turn: Turn) -> None:
+        if call.call_id == "a" and len(call.turns) == 1:
+            b_walk.append(asyncio.create_task(walk(nav, b)))  # B calls in between A's turns
+            await b_listening.wait()
+
+    nav = Navigator(fast_flow(), packs, RECORDINGS, on_listen=on_listen, on_turn=on_turn)
+    a_decision, a_call = await walk(nav, a)
+    b_decision, b_call = await b_walk[0]
+    assert (a_call.language, a_decision.queue, a_call.intent) == ("en", "cards", "lost_card")
+    assert [t.transcript for t in a_call.turns] == ["good morning", "lost card"]
+    assert ("en", a_second) in packs.fed and ("ko", a_second) not in packs.fed
+    assert (b_call.language, b_decision.queue) == ("ko", "payments")
+
+
+# --- the flow's exits ---------------------------------------------------------------------
+
+
+def test_the_navigator_takes_the_exits_the_flow_models_declare() -> None:
+    # What takes a call along an exit, as the models label it (the validator and the diagram read the same).
+    labels = {kind: set(model.exit_fields.values()) for kind, model in NODE_MODELS.items()}
+    assert GOES_ON in labels["say"] and {GOES_ON, UNAVAILABLE} <= labels["self_service"]
+    assert DECLINED in labels["callback_offer"]
+    flow = fast_flow()
+    assert exit_to(flow.nodes["balance"], GOES_ON) == "after_balance"
+    assert exit_to(flow.nodes["balance"], UNAVAILABLE) == "to_general"
+    assert exit_to(flow.nodes["complaint_callback"], DECLINED) == "to_complaints"
+    menu = flow.nodes["main_menu"]
+    assert isinstance(menu, AskNode)
+    assert all(exit_to(menu, intent) == target for intent, target in menu.routes.items())
+    assert exit_to(menu, "no_such_intent") is None and exit_to(flow.nodes["to_cards"], GOES_ON) is None

@@ -1,14 +1,14 @@
-// Demo mode (#demo in the URL): built-in samples instead of the API and the socket, for screenshots and
-// design review. Loaded only by app.js in demo mode. Variants: #demo (a VIP caller ringing), #demo=oncall,
-// #demo=after (the call ended: disposition form), #demo=unknown (an unknown caller), #demo=idle (no call).
+// Demo mode (#demo in the URL, for screenshots and design review): a backend that answers from built-in samples
+// instead of the server, installed by lib/boot.js. The pages run their normal code against it: the demo is a
+// stand-in for the API and the socket, not a branch inside the pages. Variants: #demo (a VIP caller ringing),
+// #demo=oncall, #demo=after (the call ended: disposition form), #demo=unknown (an unknown caller), #demo=idle
+// (no call).
+//
+// Ticket templates are not sampled here: ticket-templates.json is the server's table (ivr/web/desk.py), kept equal
+// to it by tests/unit/web/test_static_pages.py, so the demo's form has exactly the real fields.
 
-import { demoVariant } from './app.js';
-
-const variant = demoVariant() || '';
 const now = () => Date.now() / 1000;
 const DAY = 86400;
-let listener = null;
-let presence = { status: 'ready', reason: '', activity: '', call_id: '' };
 
 const PEOPLE = {
   agent: { username: 'jihoon.park', role: 'agent', agent_id: 'A1001', name: '박지훈' },
@@ -16,7 +16,7 @@ const PEOPLE = {
   supervisor: { username: 'seyoung.oh', role: 'supervisor', agent_id: null, name: '오세영' },
 };
 
-export function session(page) {
+function person(page) {
   return { token: 'demo', expires_at: now() + 8 * 3600, ...(PEOPLE[page] || PEOPLE.agent), demo: true };
 }
 
@@ -79,23 +79,6 @@ function unknownPop(agentId) {
   };
 }
 
-const TEMPLATES = {
-  lost_card: { title: 'Lost or stolen card', fields: [
-    { name: 'card_last4', label: 'Card (last 4 digits)', required: true },
-    { name: 'lost_at', label: 'When and where lost', required: true },
-    { name: 'reissue_address', label: 'Reissue address', required: false }] },
-  complaint: { title: 'Complaint', fields: [
-    { name: 'category', label: 'Category', required: true },
-    { name: 'description', label: 'What happened', required: true }] },
-  loan: { title: 'Loan consultation', fields: [
-    { name: 'product', label: 'Product', required: true },
-    { name: 'amount', label: 'Amount asked (KRW)', required: false },
-    { name: 'next_step', label: 'Next step', required: true }] },
-  general: { title: 'General request', fields: [
-    { name: 'subject', label: 'Subject', required: true },
-    { name: 'details', label: 'Details', required: false }] },
-};
-
 function wall(tick = 0) {
   return {
     at: now(),
@@ -122,65 +105,79 @@ function wall(tick = 0) {
   };
 }
 
-function emit(message) {
-  if (listener) listener(message);
-}
+const NOT_FOUND = Object.assign(new Error('No such call'), { status: 404 });
 
-function setPresence(change) {
-  presence = { ...presence, ...change };
-  emit({ type: 'presence', agent: session(document.body.dataset.page).agent_id, ...change });
-}
+/** The backend (see lib/backend.js) for page `page` ("agent", "field", "supervisor"), in `variant`. */
+export function demoBackend({ page, variant = '' }) {
+  const me = person(page);
+  let presence = { status: 'ready', reason: '', activity: '', call_id: '' };
+  let listener = null;
+  document.body.classList.add('is-demo'); // shows the "Demo data" flag in the top bar
 
-export async function api(path, method = 'GET', body = undefined) {
-  await new Promise((resolve) => setTimeout(resolve, 150));
-  const me = session(document.body.dataset.page);
-  if (path === '/api/me') return me;
-  if (path === '/api/agents/me') {
-    return { id: me.agent_id, name: me.name, role: me.role, device: 'PJSIP/1001', skills: {}, ...presence };
-  }
-  if (path === '/api/ticket-templates') return TEMPLATES;
-  if (path === '/api/wall') return wall();
-  if (path.endsWith('/presence') && method === 'POST') {
-    setPresence({ status: body.status, reason: body.reason || '' });
+  const emit = (message) => {
+    if (listener) listener(message);
+  };
+  const setPresence = (change) => {
+    presence = { ...presence, ...change };
+    emit({ type: 'presence', agent: me.agent_id, ...change });
+  };
+
+  async function api(path, { method = 'GET', body } = {}) {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    if (path === '/api/me') return me;
+    if (path === '/api/agents/me') {
+      return { id: me.agent_id, name: me.name, role: me.role, device: 'PJSIP/1001', skills: {}, ...presence };
+    }
+    if (path === '/api/ticket-templates') {
+      const response = await fetch('/static/demo/ticket-templates.json', { cache: 'no-store' });
+      return response.json();
+    }
+    if (path === '/api/wall') return wall();
+    if (path.endsWith('/presence') && method === 'POST') {
+      setPresence({ status: body.status, reason: body.reason || '' });
+      return null;
+    }
+    if (path.endsWith('/decline')) {
+      setTimeout(() => setPresence({ activity: '', call_id: '' }), 300);
+      return { accepted: true };
+    }
+    if (path.endsWith('/disposition')) {
+      return { ticket_id: body.ticket ? `T-${new Date().getFullYear()}-000417` : null };
+    }
+    if (path.endsWith('/pop')) throw NOT_FOUND;
     return null;
   }
-  if (path.endsWith('/decline')) {
-    setTimeout(() => setPresence({ activity: '', call_id: '' }), 300);
-    return { accepted: true };
-  }
-  if (path.endsWith('/disposition')) {
-    return { ticket_id: body.ticket ? `T-${new Date().getFullYear()}-000417` : null };
-  }
-  if (path.endsWith('/pop')) throw Object.assign(new Error('No such call'), { status: 404 });
-  return null;
-}
 
-export function socket({ onMessage, onOpen, onStatus }) {
-  listener = onMessage;
-  const page = document.body.dataset.page;
-  const me = session(page);
-  setTimeout(() => {
-    onStatus('live');
-    onOpen();
-    if (page === 'supervisor') {
-      let tick = 0;
-      setInterval(() => { tick += 1; emit({ type: 'wall', wall: wall(tick) }); }, 1000);
-      return;
-    }
-    if (variant === 'idle') return;
-    const pop = variant === 'unknown' ? unknownPop(me.agent_id) : knownPop(me.agent_id);
+  function connectSocket({ onMessage, onOpen, onStatus }) {
+    listener = onMessage;
     setTimeout(() => {
-      setPresence({ activity: 'ringing', call_id: pop.call_id });
-      emit({ type: 'pop', pop });
-      if (variant === 'oncall' || variant === 'after') {
-        setPresence({ activity: 'on_call' });
-        emit({ type: 'call', call_id: pop.call_id, event: 'call.answered' });
+      onStatus('live');
+      onOpen();
+      if (page === 'supervisor') {
+        let tick = 0;
+        setInterval(() => { tick += 1; emit({ type: 'wall', wall: wall(tick) }); }, 1000);
+        return;
       }
-      if (variant === 'after') {
-        setPresence({ activity: 'wrap_up', call_id: '' });
-        emit({ type: 'call', call_id: pop.call_id, event: 'call.ended' });
-      }
-    }, 300);
-  }, 200);
-  return { send() {}, close() {} };
+      if (variant === 'idle') return;
+      const pop = variant === 'unknown' ? unknownPop(me.agent_id) : knownPop(me.agent_id);
+      setTimeout(() => {
+        setPresence({ activity: 'ringing', call_id: pop.call_id });
+        emit({ type: 'pop', pop });
+        if (variant === 'oncall' || variant === 'after') {
+          setPresence({ activity: 'on_call' });
+          emit({ type: 'call', call_id: pop.call_id, event: 'call.answered' });
+        }
+        if (variant === 'after') {
+          setPresence({ activity: 'wrap_up', call_id: '' });
+          emit({ type: 'call', call_id: pop.call_id, event: 'call.ended' });
+        }
+      }, 300);
+    }, 200);
+    return { send() {}, close() {} };
+  }
+
+  // The demo person stays signed in: signing out reloads into the demo again.
+  const session = { get: () => me, set() {}, clear() {} };
+
+  return { api, connectSocket, session };
 }

@@ -1,0 +1,45 @@
+"""HD voice through the real Asterisk: a wideband caller reaches the recognizer at 16 kHz, a phone line at 8 kHz.
+
+The simulated wideband caller is a Local channel in slin16 (what a G.722 phone or an Opus app call is
+to the dialplan); the controller dials the call's AudioSocket with c(slin16) for it. The proof is in
+the audio the controller kept of the turn: its rate, and energy above 4 kHz, which no 8 kHz leg has.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def band_energy(path: Path) -> tuple[int, float, float]:
+    """(rate, RMS of the whole turn, share of its energy above 4 kHz)."""
+    with wave.open(str(path)) as wav:
+        rate = wav.getframerate()
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(float)
+    spectrum = np.abs(np.fft.rfft(samples)) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return rate, float(np.sqrt(np.mean(samples ** 2))), float(spectrum[freqs > 4000].sum() / spectrum.sum())
+
+
+@pytest.mark.parametrize(("rate", "above_4k"), [(16000, True), (8000, False)])
+async def test_the_caller_is_heard_at_the_rate_of_their_leg(call, say, live_stack: Settings, rate: int,
+                                                            above_4k: bool) -> None:
+    # "상담원 연결" (agent): recognized at both rates (see `recognizable`), and rich in fricatives.
+    record = await call(audio=[say("상담원 연결")], rate=rate)
+    assert record["heard_at_hz"] == rate
+    assert (record["intent"], record["queue"]) == ("agent", "general")
+    turn_audio = live_stack.recordings_dir / record["turns"][0]["audio"]
+    heard_rate, rms, high_share = band_energy(turn_audio)
+    assert heard_rate == rate
+    assert rms > 300, f"the turn's audio is near silence (RMS {rms:.0f})"
+    if above_4k:
+        assert high_share > 0.01, f"no wideband content: {high_share:.4f} of the energy above 4 kHz"
+    else:
+        assert high_share == 0.0  # a phone line has no spectrum above 4 kHz at all

@@ -1,0 +1,1 @@
+"""Tests of ivr.voice.navigator: its listening loop and its turn logic, over a fake line."""
