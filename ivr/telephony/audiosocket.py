@@ -340,6 +340,8 @@ class AudioSession:
     writer: asyncio.StreamWriter
     frames_in: int = 0
     """Audio frames received from the caller."""
+    rate_known: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by the first audio frame: from then on ``rate`` is the caller's, not the 8 kHz default."""
     frames_out: int = 0
     """Frames sent to the caller (prompt audio and silence)."""
     rate: int = SAMPLE_RATE
@@ -425,6 +427,7 @@ class AudioSession:
             log.info("call %s: caller audio now at %d Hz (was %d Hz)", self.call_id, rate, self.rate)
             self.rate = rate
         self.frames_in += 1
+        self.rate_known.set()
         self.frames_by_rate[rate] = self.frames_by_rate.get(rate, 0) + 1
         self._put(_MEDIA, CallerAudio(pcm, rate))
 

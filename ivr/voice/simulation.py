@@ -161,6 +161,10 @@ class TextLine:
         self.ask = ask
         self.on_step = on_step
         self.closed = asyncio.Event()
+        self.rate = 8000
+        """The line's rate, as an AudioSession has one (the text line sends no audio)."""
+        self.rate_known = asyncio.Event()
+        self.rate_known.set()
         self.close_reason = ""
         self.end: SessionEnd | None = None
         self.steps: list[SimStep] = []
@@ -177,7 +181,7 @@ class TextLine:
     def playing(self) -> bool:
         return False
 
-    def play(self, pcm: bytes) -> _Played:
+    def play(self, pcm: bytes, rate: int = 8000) -> _Played:
         return _Played(len(pcm) / 16000)
 
     def stop_playback(self) -> None:
@@ -328,10 +332,10 @@ class TextSpeech(Speech):
     def languages_with_packs(self, languages: list[str]) -> list[str]:
         return [self.language]
 
-    def recognizer(self, language: str, phrases: list[str]) -> Any:
+    def recognizer(self, language: str, phrases: list[str], sample_rate: int = 8000) -> Any:
         return TextRecognizer(self.line, phrases)
 
-    async def prompt(self, text: str, language: str) -> bytes:
+    async def prompt(self, text: str, language: str, sample_rate: int = 8000) -> bytes:
         self.line.said(text)
         return bytes(2 * max(1, len(text)))  # its length only tells the engine that a prompt played
 

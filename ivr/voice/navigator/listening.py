@@ -16,19 +16,27 @@ caller's silence and cut them off. The moment the prompt ended is stamped in tha
 sees the playback done. The wall clock stands in only when no audio arrives at all (a stalled line, or a
 line that sends none, like the text simulation's): then a limit also counts as reached after
 ``wall_backstop(limit)`` of wall time without a single frame.
+
+Rate is the caller's leg. A turn hears the caller at the rate of the first frame it gets: 16 kHz from a
+wideband leg (G.722, Opus: the AudioSocket dial asked for slin16), 8 kHz from a phone line. Its recognizers,
+its recording and its prompt are at that rate. A frame at another rate (the call moved to another leg
+mid-turn, a trunk sending 48 kHz) is resampled to the turn's rate with soxr and the turn goes on; the next
+turn takes the new rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import soxr
 
-from asr import Partial, Result, TurnRecognizer
+from asr import NARROWBAND_RATE, WIDEBAND_RATE, Partial, Result, TurnRecognizer
 from ivr.records.call import CallRecord
 from ivr.telephony.audiosocket import AudioSession, CallerAudio, CallerDtmf, CallerGone, Playback
 from ivr.voice.flow import Listen
@@ -37,11 +45,15 @@ from ivr.voice.navigator.speech import Speech
 log = logging.getLogger(__name__)
 
 #: Feed the recognizer 100 ms at a time: fewer thread hops, still well inside the barge-in budget.
-FEED_BYTES = 5 * 320
+FEED_SECONDS = 0.1
+FEED_BYTES = int(FEED_SECONDS * NARROWBAND_RATE) * 2
+"""FEED_SECONDS of 8 kHz audio (twice that many bytes at 16 kHz)."""
 #: RMS (16-bit) above which a 20 ms frame counts as voiced, for barge-in and endpointing.
 VOICED_RMS = 400.0
 #: How long the loop waits for a caller event before looking at the prompt and the limits again.
 POLL_S = 0.05
+#: How long the first prompt waits for the caller's first frame (which tells the leg's rate).
+FIRST_FRAME_WAIT_S = 0.2
 #: The most the wall-clock backstop adds to a limit (see wall_backstop).
 BACKSTOP_GRACE_S = 1.0
 
@@ -77,7 +89,35 @@ class Heard:
     grammar: frozenset[str] | None = None
     """The phrases the recognizer could return exactly (None: no grammar, or not known)."""
     audio: bytearray = field(default_factory=bytearray)
-    """The caller's audio during the turn."""
+    """The caller's audio during the turn, 16-bit mono at ``rate``."""
+    rate: int = NARROWBAND_RATE
+    """The rate the turn heard the caller at (its recognizers' and ``audio``'s)."""
+
+
+def hearing_rate(frame_rate: int) -> int:
+    """The rate to hear a caller whose frames come at `frame_rate`: 8 kHz stays 8 kHz, anything wider is 16 kHz.
+
+    The models are 16 kHz models: above 16 kHz adds nothing they hear (and costs features), and 8 kHz is
+    upsampled inside Vosk as well as we could.
+    """
+    return NARROWBAND_RATE if frame_rate <= NARROWBAND_RATE else WIDEBAND_RATE
+
+
+class ToRate:
+    """The caller's frames at one rate, whatever rate each arrives at (a soxr stream per source rate)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._streams: dict[int, soxr.ResampleStream] = {}
+
+    def __call__(self, audio: CallerAudio) -> bytes:
+        if audio.rate == self.rate:
+            return audio.pcm
+        stream = self._streams.get(audio.rate)
+        if stream is None:
+            stream = self._streams[audio.rate] = soxr.ResampleStream(audio.rate, self.rate, 1, dtype="int16")
+        out: np.ndarray = stream.resample_chunk(np.frombuffer(audio.pcm, dtype="<i2"))
+        return out.astype("<i2").tobytes()
 
 
 def voiced(pcm: bytes) -> bool:
@@ -157,10 +197,19 @@ class _Turn:
         """Audio time at the start of the first voiced frame."""
         self.voiced_ms = 0
         self.pending = bytearray()
+        self.rate = hearing_rate(session.rate)
+        """The turn's hearing rate: the session's at the start, the first frame's once one arrives."""
+        self.fed = False
+        """Audio went to the recognizer: from then on the turn's rate is fixed."""
+        self.to_rate = ToRate(self.rate)
+        self.rates_logged: set[int] = set()
+        self.heard.rate = self.rate
+        self.detect: Mapping[str, list[str]] = {}
 
     async def run(self, prompt_text: str, phrases: list[str], detect: Mapping[str, list[str]],
                   on_listen: ListenHook | None) -> Heard:
         heard, session, settings = self.heard, self.session, self.settings
+        self.detect = detect
         self._recognizers(phrases, detect)
         playback = await self._play(prompt_text)
         if on_listen:
@@ -189,17 +238,19 @@ class _Turn:
             self.clock.heard(event)
             if session.playing and not settings.barge_in:
                 continue  # the prompt must be heard out: its audio is not the caller's answer
-            heard.audio += event.pcm
+            pcm = self._at_turn_rate(event)
+            heard.audio += pcm
             self._voicing(event)
             if session.playing and self.voiced_ms >= settings.barge_in_min_speech_ms:
                 heard.barged_in = True
                 session.stop_playback()
             if self.recognizer is None:
                 continue
-            self.pending += event.pcm
-            if len(self.pending) < FEED_BYTES:
+            self.pending += pcm
+            if len(self.pending) < FEED_BYTES * self.rate // NARROWBAND_RATE:
                 continue
             chunk, self.pending = bytes(self.pending), bytearray()
+            self.fed = True
             for other in self.others.values():
                 await self.loop.run_in_executor(self.speech.executor, other.feed, chunk)
             out = await self._feed(chunk)
@@ -214,7 +265,7 @@ class _Turn:
                 # Vosk's endpointer also fires on long silence (during a long prompt, say): an empty
                 # final is not an answer. Listen on with a fresh recognizer until our own no-input.
                 try:
-                    self.recognizer = self.speech.recognizer(self.call.language, self.phrases)
+                    self.recognizer = self.speech.recognizer(self.call.language, self.phrases, self.rate)
                 except Exception as exc:
                     heard.error, self.recognizer = f"recognizer failed: {exc}", None
         if self.last_voice_wall is not None:
@@ -228,8 +279,9 @@ class _Turn:
         if not phrases:
             return
         self.phrases = phrases
+        self.others.clear()
         try:
-            self.recognizer = self.speech.recognizer(self.call.language, phrases)
+            self.recognizer = self.speech.recognizer(self.call.language, phrases, self.rate)
         except Exception as exc:  # model missing, bad grammar: keys still work
             self.heard.error = f"speech recognition unavailable: {exc}"
             log.error("call %s: %s; listening for keys only", self.session.call_id, self.heard.error)
@@ -237,14 +289,20 @@ class _Turn:
             if lang == self.call.language or not other_phrases:
                 continue
             try:
-                self.others[lang] = self.speech.recognizer(lang, other_phrases)
+                self.others[lang] = self.speech.recognizer(lang, other_phrases, self.rate)
             except Exception as exc:
                 log.warning("call %s: no %s recognizer for language detection: %s", self.session.call_id, lang, exc)
 
     async def _play(self, prompt_text: str) -> Playback | None:
         if not prompt_text:
             return None
-        return self.session.play(await self.speech.prompt(prompt_text, self.call.language))
+        if not self.session.rate_known.is_set():
+            # The call's first prompt: Asterisk's first frame (within 20 ms of connecting) tells the leg's
+            # rate, so a wideband caller hears the greeting in HD too.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.session.rate_known.wait(), FIRST_FRAME_WAIT_S)
+        rate = self.session.rate if self.session.rate in (NARROWBAND_RATE, WIDEBAND_RATE) else NARROWBAND_RATE
+        return self.session.play(await self.speech.prompt(prompt_text, self.call.language, rate), rate)
 
     async def _prompt_over(self) -> None:
         """Stamp the prompt's end in audio time and tell the hook, once per turn."""
@@ -270,6 +328,21 @@ class _Turn:
         if now - self.last_voice >= settings.endpoint_silence_s:
             return True  # our own endpoint, configurable per node
         return idle and self.clock.silent_for(self.last_voice_wall) > wall_backstop(settings.endpoint_silence_s)
+
+    def _at_turn_rate(self, audio: CallerAudio) -> bytes:
+        """The frame's audio at the turn's rate; the first frame sets that rate if nothing was heard yet."""
+        rate = hearing_rate(audio.rate)
+        if rate != self.rate and not self.fed and not self.heard.audio:
+            # The session's first frames: the leg is wider (or narrower) than the session assumed.
+            self.rate, self.to_rate = rate, ToRate(rate)
+            if self.phrases:
+                self._recognizers(self.phrases, self.detect)
+        elif audio.rate != self.rate and audio.rate not in self.rates_logged:
+            self.rates_logged.add(audio.rate)
+            log.warning("call %s: caller audio at %d Hz in a turn heard at %d Hz: resampled",
+                        self.session.call_id, audio.rate, self.rate)
+        self.heard.rate = self.rate
+        return self.to_rate(audio)
 
     def _voicing(self, audio: CallerAudio) -> None:
         """Voice or silence: barge-in, the endpoint and the voiced length follow it."""

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from asr import TurnRecognizer, build_grammar
+from asr import NARROWBAND_RATE, TurnRecognizer, build_grammar
 from tts import PromptRenderer
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Speech:
         self.registry = registry
         self.renderer = renderer
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asr")
-        self._prompts: dict[tuple[str, str], bytes] = {}
+        self._prompts: dict[tuple[str, str, int], bytes] = {}
         self.oov_reported: set[tuple[str, str]] = set()
 
     def languages_with_packs(self, languages: list[str]) -> list[str]:
@@ -46,7 +46,8 @@ class Speech:
         loaded = {p.language for p in packs()}
         return [lang for lang in languages if lang in loaded]
 
-    def recognizer(self, language: str, phrases: list[str]) -> TurnRecognizer:
+    def recognizer(self, language: str, phrases: list[str], sample_rate: int = NARROWBAND_RATE) -> TurnRecognizer:
+        """A recognizer for one turn, for audio at `sample_rate` (the turn's hearing rate)."""
         model = self.registry.get(language)
         grammar = build_grammar(phrases, model) if phrases else None
         if grammar is not None:
@@ -55,13 +56,14 @@ class Speech:
                     self.oov_reported.add((language, phrase))
                     log.warning("phrase %r: %s not in the %s model's vocabulary (Vosk ignores them)",
                                 phrase, ", ".join(words), language)
-        return TurnRecognizer(model, grammar)
+        return TurnRecognizer(model, grammar, sample_rate=sample_rate)
 
-    async def prompt(self, text: str, language: str) -> bytes:
-        key = (text, language)
+    async def prompt(self, text: str, language: str, sample_rate: int = NARROWBAND_RATE) -> bytes:
+        """`text` spoken, as 16-bit PCM at `sample_rate` (16 kHz for a wideband caller: HD voice both ways)."""
+        key = (text, language, sample_rate)
         pcm = self._prompts.get(key)
         if pcm is None:
-            path = await self.renderer.render_async(text, language)
+            path = await self.renderer.render_async(text, language, sample_rate)
             pcm = await asyncio.to_thread(Path(path).read_bytes)
             if len(self._prompts) >= PROMPT_MEMORY_CACHE:  # dynamic prompts (amounts) must not grow it forever
                 self._prompts.pop(next(iter(self._prompts)))

@@ -280,10 +280,10 @@ class Navigator:
             conv.keys_only = True  # say so at once and go on with keys: ASR trouble never holds a caller
             call.note(f"speech recognition failed at {node_id}: {heard.error}; keys only")
         if heard.hung_up:
-            await self._decided(call, turn, heard.audio)
+            await self._decided(call, turn, heard.audio, heard.rate)
             return Decision.caller_hung_up()
         intent, unsure = self._understand(node, heard, turn, conv.context, call)
-        await self._decided(call, turn, heard.audio)
+        await self._decided(call, turn, heard.audio, heard.rate)
         if unsure:
             intent = await self._confirm(node, unsure, conv)
         if intent == self.flow.agent_intent or heard.dtmf == AGENT_KEY:
@@ -376,7 +376,7 @@ class Navigator:
                 chosen = decision.best.intent
                 turn.correction = decision.correction
         turn.intent, turn.score = chosen, 1.0 if chosen else 0.0
-        await self._decided(call, turn, heard.audio)
+        await self._decided(call, turn, heard.audio, heard.rate)
         return chosen
 
     async def _offer(self, node: CallbackOfferNode, conv: Conversation) -> bool | None:
@@ -390,7 +390,7 @@ class Navigator:
         self._fill(turn, heard)
         answer = yes_or_no(heard.result.text if heard.result else "", heard.dtmf, yes, no, language)
         turn.intent = {True: "callback", False: "hold", None: None}[answer]
-        await self._decided(call, turn, heard.audio)
+        await self._decided(call, turn, heard.audio, heard.rate)
         if heard.hung_up:
             return None
         return bool(answer)
@@ -472,19 +472,20 @@ class Navigator:
             turn.words = [{"word": w.word, "start": w.start, "end": w.end, "conf": w.conf}
                           for w in heard.result.words]
 
-    async def _decided(self, call: CallRecord, turn: Turn, audio: bytearray) -> None:
+    async def _decided(self, call: CallRecord, turn: Turn, audio: bytearray, rate: int) -> None:
         turn.decided_at = time.time()
         call.turns.append(turn)
-        turn.audio = await asyncio.to_thread(self._save_turn_audio, call, len(call.turns), audio)
+        turn.audio = await asyncio.to_thread(self._save_turn_audio, call, len(call.turns), audio, rate)
         if self.on_turn:
             await self.on_turn(call, turn)
 
-    def _save_turn_audio(self, call: CallRecord, index: int, pcm: bytearray) -> str | None:
+    def _save_turn_audio(self, call: CallRecord, index: int, pcm: bytearray, rate: int) -> str | None:
+        """The turn's audio as the recognizer heard it (16 kHz for a wideband caller), for trainers and QA."""
         if not pcm:
             return None
         rel = Path("turns") / time.strftime("%Y-%m-%d") / f"{call.call_id}-{index}.wav"
         try:
-            write_wav(self.recordings_dir / rel, bytes(pcm))
+            write_wav(self.recordings_dir / rel, bytes(pcm), rate)
         except OSError as exc:
             log.error("call %s: turn audio not saved: %s", call.call_id, exc)
             return None

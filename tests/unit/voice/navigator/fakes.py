@@ -86,9 +86,12 @@ class FakeSpeech(Speech):
         self.grammars: list[list[str]] = []
         self.prompts_said: list[str] = []
         self.recognizers: list[Any] = []
+        self.rates: list[int] = []
+        """The sample rate each recognizer was made for, in order."""
 
-    def recognizer(self, language: str, phrases: list[str]) -> Any:
+    def recognizer(self, language: str, phrases: list[str], sample_rate: int = 8000) -> Any:
         self.grammars.append(phrases)
+        self.rates.append(sample_rate)
         answer = self.answers.pop(0) if self.answers else None
         if isinstance(answer, ModelMissing):
             raise answer
@@ -97,9 +100,9 @@ class FakeSpeech(Speech):
         self.recognizers.append(recognizer)
         return recognizer
 
-    async def prompt(self, text: str, language: str) -> bytes:
+    async def prompt(self, text: str, language: str, sample_rate: int = 8000) -> bytes:
         self.prompts_said.append(text)
-        return bytes(int(8000 * 2 * PROMPT_SECONDS))
+        return bytes(int(sample_rate * 2 * PROMPT_SECONDS))
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -114,8 +117,8 @@ def speech(seconds: float, rate: int = 8000) -> bytes:
     return b"".join(frame(Kind.for_rate(rate), pcm[i : i + size]) for i in range(0, len(pcm) - size + 1, size))
 
 
-def silence(seconds: float) -> bytes:
-    return frame(Kind.AUDIO, bytes(320)) * int(seconds / 0.02)
+def silence(seconds: float, rate: int = 8000) -> bytes:
+    return frame(Kind.for_rate(rate), bytes(rate // 50 * 2)) * int(seconds / 0.02)
 
 
 def key(digit: str) -> bytes:

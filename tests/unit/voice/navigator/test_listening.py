@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import wave
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from asr import Partial, Result
 from ivr.records.call import CallRecord
 from ivr.voice.flow import Listen
 from ivr.voice.navigator import DecisionKind, Navigator, wall_backstop
+from ivr.voice.navigator.listening import hearing_rate
 from tests.unit.voice.navigator.fakes import (
     RECORDINGS,
     FakeSpeech,
@@ -83,7 +85,7 @@ class SlowRecognizer(ScriptedRecognizer):
 
 
 class SlowSpeech(FakeSpeech):
-    def recognizer(self, language: str, phrases: list[str]) -> Any:
+    def recognizer(self, language: str, phrases: list[str], sample_rate: int = 8000) -> Any:
         recognizer = SlowRecognizer(self.answers.pop(0) if self.answers else None)
         self.recognizers.append(recognizer)
         return recognizer
@@ -181,3 +183,57 @@ async def test_the_prompt_done_hook_at_once_without_a_prompt() -> None:
     await caller.session.close()
     assert heard.dtmf == "2"
     assert caller.events == [("listen", "main_menu"), ("prompt_done", "main_menu")]
+
+
+# --- the caller's rate (HD voice) -------------------------------------------------------------
+
+
+def sent_kinds(caller: Any) -> set[int]:
+    """The AudioSocket kinds of the frames the session wrote to Asterisk (prompts and silence)."""
+    data, kinds, at = bytes(caller.session.writer.data), set(), 0
+    while at + 3 <= len(data):
+        kind, length = data[at], int.from_bytes(data[at + 1:at + 3], "big")
+        kinds.add(kind)
+        at += 3 + length
+    return kinds
+
+
+async def test_a_wideband_caller_is_recognized_recorded_and_answered_at_16k() -> None:
+    speech_engine = FakeSpeech(["계좌 이체"])
+    nav, caller = make([], [speech(1.0, rate=16000) + silence(0.6, rate=16000)], speech_engine=speech_engine)
+    caller.reader.feed_data(silence(0.04, rate=16000))  # Asterisk's first frames arrive as the call connects
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == ("payments", "transfer")
+    assert speech_engine.rates[-1] == 16000
+    assert speech_engine.recognizers[-1].fed >= 2 * 16000  # a second of 16 kHz audio, not resampled down
+    with wave.open(str(RECORDINGS / str(call.turns[0].audio))) as recording:
+        assert recording.getframerate() == 16000 and recording.getnframes() >= 16000
+    assert 0x12 in sent_kinds(caller)  # the prompt went back at 16 kHz too
+
+
+async def test_a_rate_change_mid_turn_is_resampled_to_the_turns_rate() -> None:
+    # A transfer to a narrowband leg half-way through the utterance: one recognizer, one rate, all the speech.
+    speech_engine = FakeSpeech(["계좌 이체"])
+    nav, caller = make([], [speech(0.6, rate=16000) + speech(0.6, rate=8000) + silence(0.6)],
+                       speech_engine=speech_engine)
+    caller.reader.feed_data(silence(0.04, rate=16000))
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == ("payments", "transfer")
+    assert speech_engine.rates[-1] == 16000
+    # 1.2 s of speech (and up to 0.6 s of silence) at 16 kHz, the 8 kHz half upsampled with soxr.
+    assert 2 * 16000 * 1.2 * 0.95 <= speech_engine.recognizers[-1].fed <= 2 * 16000 * 1.9
+    with wave.open(str(RECORDINGS / str(call.turns[0].audio))) as recording:
+        assert recording.getframerate() == 16000
+
+
+async def test_a_48k_trunk_is_heard_at_16k() -> None:
+    speech_engine = FakeSpeech([None, "계좌 이체"])
+    nav, caller = make([], [speech(0.8, rate=48000) + silence(0.6, rate=48000)], speech_engine=speech_engine)
+    decision, call = await walk(nav, caller)
+    assert (decision.queue, call.intent) == ("payments", "transfer")
+    assert speech_engine.rates == [8000, 16000]  # made at the default, remade for the first frame's rate
+    assert 2 * 16000 * 0.8 * 0.95 <= speech_engine.recognizers[-1].fed <= 2 * 16000 * 1.5
+
+
+def test_hearing_rate_is_the_models_rate_or_the_phone_lines() -> None:
+    assert [hearing_rate(r) for r in (8000, 12000, 16000, 44100, 48000)] == [8000, 16000, 16000, 16000, 16000]

@@ -214,7 +214,7 @@ class TwoPacks(FakeSpeech):
     def languages_with_packs(self, languages: list[str]) -> list[str]:
         return ["ko", "en"]
 
-    def recognizer(self, language: str, phrases: list[str]) -> Any:
+    def recognizer(self, language: str, phrases: list[str], sample_rate: int = 8000) -> Any:
         self.grammars.append(phrases)
         script = self.by_language[language]
         text, confidence = script.pop(0) if script else ("", 0.0)
@@ -250,7 +250,7 @@ async def test_a_phrase_too_short_for_the_speech_is_not_routed_on() -> None:
 
 async def test_a_bigram_artefact_is_confirmed_not_acted_on() -> None:
     class Grammar(FakeSpeech):
-        def recognizer(self, language: str, phrases: list[str]) -> Any:
+        def recognizer(self, language: str, phrases: list[str], sample_rate: int = 8000) -> Any:
             recognizer = super().recognizer(language, phrases)
             recognizer.grammar_phrases = frozenset({"민원", "비밀번호 변경"})
             return recognizer
@@ -303,7 +303,7 @@ class Packs(FakeSpeech):
     def languages_with_packs(self, languages: list[str]) -> list[str]:
         return ["ko", "en"]
 
-    def recognizer(self, language: str, phrases: list[str]) -> Any:
+    def recognizer(self, language: str, phrases: list[str], sample_rate: int = 8000) -> Any:
         return Ear(language, self.scripts[language], self.fed)
 
 
