@@ -74,7 +74,7 @@ class Controller:
         self.store = CallStore(settings.redis_url, settings.call_record_ttl_s)
         self.customers = CustomerStore(self.store.redis, crm=crm_from_settings(settings))
         self.flows = FlowStore(self.store.redis, settings=settings, context=self._flow_context,
-                               prerender=renderer_prerender(navigator.speech.renderer))
+                               prerender=renderer_prerender(navigator.speech.renderer, prompt_rates(settings)))
         self.acd = Acd(settings, self.ami, AgentDirectory(self.store.redis), navigator.flow.hold, self.store.save,
                        render=navigator.speech.renderer.render_async)
         self.ami.on("*", self.on_ami_event)
@@ -179,7 +179,8 @@ class Controller:
                       self.flow_version, "; ".join(p.format() for p in report.errors[:5]))
             return
         navigator = self._navigator_for(report.flow)
-        rendered = await asyncio.to_thread(navigator.speech.renderer.prerender, navigator.prompts())
+        rendered = await asyncio.to_thread(navigator.speech.renderer.prerender, navigator.prompts(),
+                                           prompt_rates(self.settings))
         # One assignment, no await in between: a call takes either the old pair or the new one.
         self.navigator, self.flow_version = navigator, version.number
         self.acd.hold = report.flow.hold
@@ -382,6 +383,11 @@ class Controller:
             log.warning("call %s: contact history not written (%s)", call.call_id, exc)
 
 
+def prompt_rates(settings: Settings) -> tuple[int, ...]:
+    """The rates prompts are rendered at ahead of calls: 16 kHz too when wideband callers are heard in HD."""
+    return (8000, 16000) if settings.wideband else (8000,)
+
+
 def build_controller(settings: Settings) -> Controller:
     from asr import default_registry
     from tts import PromptRenderer
@@ -389,7 +395,7 @@ def build_controller(settings: Settings) -> Controller:
     flow = load_flow(settings.dialplans_dir / "hotline.yaml")
     speech = Speech(default_registry(), PromptRenderer(settings.prompts_dir))
     navigator = Navigator(flow, speech, settings.recordings_dir)
-    rendered = speech.renderer.prerender(navigator.prompts())
+    rendered = speech.renderer.prerender(navigator.prompts(), prompt_rates(settings))
     log.info("flow %s loaded; %d prompts rendered new", flow.id, rendered)
     # Loading the model now keeps the first caller from waiting for it.
     for language in flow.languages:

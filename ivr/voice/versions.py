@@ -140,11 +140,12 @@ class AuditLog:
         return out
 
 
-def renderer_prerender(renderer: PromptRenderer) -> Prerender:
-    """A Prerender that renders the flow's static prompts with ``renderer`` (in a thread: espeak-ng is slow)."""
+def renderer_prerender(renderer: PromptRenderer, sample_rates: tuple[int, ...] = (8000,)) -> Prerender:
+    """A Prerender that renders the flow's static prompts with ``renderer`` at each of ``sample_rates``
+    (16000 too when wideband callers are heard in HD), in a thread: espeak-ng is slow."""
 
     async def prerender(flow: Flow) -> None:
-        rendered = await asyncio.to_thread(renderer.prerender, flow.static_prompts())
+        rendered = await asyncio.to_thread(renderer.prerender, flow.static_prompts(), sample_rates)
         log.info("flow %s: %d prompts rendered new before going live", flow.id, rendered)
 
     return prerender

@@ -111,7 +111,9 @@ def recognizable(settings: Settings):  # type: ignore[no-untyped-def]
         # How long the caller waits before speaking (the recognizer's online feature normalization
         # runs over that silence) and where the utterance falls inside the call's 20 ms frames differ
         # from call to call; a phrase on the edge is heard right in one and wrong in another (espeak's
-        # "계좌 이체" at 140 words a minute: "확인" in 51 of 70). Check them all.
+        # "계좌 이체" in the default voice at 140 words a minute: "확인" in 51 of 70). Check them all, with a
+        # margin: Vosk's scores also vary a little from run to run (+-0.05 seen), so a phrase that only just
+        # wins offline can lose in the call.
         for lead_s in (0.0, 0.5, 1.0, 2.0, 4.0):
             for shift_ms in range(0, 20, 4):
                 pcm = bytes(int(lead_s * 8000) * 2 + shift_ms * 16) + speech + bytes(int(0.6 * 8000) * 2)
@@ -129,7 +131,7 @@ def recognizable(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 #: The share of the n-best list a synthetic phrase must have offline before a test relies on it.
-RECOGNITION_MARGIN = 0.4
+RECOGNITION_MARGIN = 0.6
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def test_rfc4733_dtmf_over_sip_reaches_cards(live_stack: Settings) -> None:
 
 def test_concurrent_sip_calls_each_follow_their_own_channel(live_stack: Settings, say, recognizable) -> None:  # type: ignore[no-untyped-def]
     """Two phones on the same extension at once: each learns its call by its SIP Call-ID."""
-    transfer = say("계좌 이체", voice="ko+f4", rate=120)  # heard right however framed (tests/integration/conftest)
+    transfer = say("계좌 이체", voice="ko+f1", rate=140)  # heard right however framed (test_navigation.TRANSFER_VOICE)
     recognizable(transfer, "계좌 이체")
     with ThreadPoolExecutor(2) as pool:
         payments = pool.submit(sip_call, live_stack, "01055550404", [transfer])

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Renderer:
-    def prerender(self, items: list[tuple[str, str]]) -> int:
+    def prerender(self, items: list[tuple[str, str]], sample_rates: tuple[int, ...] = (8000,)) -> int:
         return 0
 
     async def render_async(self, text: str, language: str) -> Path:

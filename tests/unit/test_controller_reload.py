@@ -26,9 +26,11 @@ EDITED = (TEXT.replace("      lost_card: to_cards\n", "      lost_card: to_payme
 class Renderer:
     def __init__(self) -> None:
         self.rendered: list[list[tuple[str, str]]] = []
+        self.rates: list[tuple[int, ...]] = []
 
-    def prerender(self, items: list[tuple[str, str]]) -> int:
+    def prerender(self, items: list[tuple[str, str]], sample_rates: tuple[int, ...] = (8000,)) -> int:
         self.rendered.append(list(items))
+        self.rates.append(tuple(sample_rates))
         return 0
 
     async def render_async(self, text: str, language: str) -> Path:
@@ -77,6 +79,7 @@ async def test_seeds_then_follows_publishes_for_new_calls_only(controller: Contr
         assert main_menu_route(in_progress, "lost_card") == "to_cards"
         renderer = controller.navigator.speech.renderer
         assert renderer.rendered[-1] == controller.navigator.prompts()  # type: ignore[attr-defined]
+        assert renderer.rates[-1] == (8000, 16000)  # wideband callers get their prompts in HD, ready
         assert controller.navigator.on_listen == controller.on_listen  # new navigators report like the first
         assert controller.navigator.on_prompt_done == controller.on_prompt_done
         assert controller.health()["flow_version"] == 2

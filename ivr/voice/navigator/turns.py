@@ -32,7 +32,7 @@ from asr import Result
 from ivr.audio import write_wav
 from ivr.records.call import CallRecord, Turn
 from ivr.records.customer import Customer
-from ivr.telephony.audiosocket import AudioSession
+from ivr.telephony.audiosocket import AudioSession, SessionEnd
 from ivr.voice.flow import (
     AskNode,
     BaseNode,
@@ -225,10 +225,21 @@ class Navigator:
             call.path.append(node_id)
             step = await self._visit(node_id, conv)
             if isinstance(step, Decision):
-                return step
+                return self._line_failure(step, conv)
             node_id = step
         call.note(f"flow did not end within {MAX_STEPS} steps: to a person")
         return Decision(DecisionKind.QUEUE, queue=self.flow.fallback_queue, reason="flow too long")
+
+    def _line_failure(self, decision: Decision, conv: Conversation) -> Decision:
+        """A line that broke (a protocol error, an error frame, a socket fault) is not a caller who hung up:
+        the caller may still be there, and goes to a person with what the IVR learned."""
+        end = conv.session.end
+        if not decision.caller_left or end is None or end.caller_left or end is SessionEnd.BY_CONTROLLER:
+            return decision
+        reason = f"the audio line failed ({conv.session.close_reason})"
+        conv.call.note(f"{reason}: to a person")
+        log.error("call %s: %s; handing the call to a person", conv.call.call_id, reason)
+        return Decision(DecisionKind.QUEUE, queue=self.flow.fallback_queue, reason=reason)
 
     async def _visit(self, node_id: str, conv: Conversation) -> Decision | str:
         """One node: where the call ends (a Decision), or the id of the node it goes on to."""

@@ -14,7 +14,7 @@ from ivr.records.call import CallRecord, Turn
 from ivr.records.customer import Customer
 from ivr.telephony.audiosocket import Kind
 from ivr.voice.flow import NODE_MODELS, AskNode
-from ivr.voice.navigator import Navigator, exit_to
+from ivr.voice.navigator import DecisionKind, Navigator, exit_to
 from ivr.voice.navigator.turns import DECLINED, GOES_ON, UNAVAILABLE
 from tests.unit.voice.navigator.fakes import (
     RECORDINGS,
@@ -381,3 +381,19 @@ def test_the_navigator_takes_the_exits_the_flow_models_declare() -> None:
     assert isinstance(menu, AskNode)
     assert all(exit_to(menu, intent) == target for intent, target in menu.routes.items())
     assert exit_to(menu, "no_such_intent") is None and exit_to(flow.nodes["to_cards"], GOES_ON) is None
+
+
+async def test_a_broken_audio_line_sends_the_caller_to_a_person_not_away() -> None:
+    # An oversized frame from Asterisk ends the session with a protocol error mid-call: the caller did not
+    # hang up and may still be on the line, so the call goes to a person, with the reason on the record.
+    nav, caller = make([], [speech(0.3) + b"\x10\xff\xff"])
+    decision, call = await walk(nav, caller)
+    assert (decision.kind, decision.queue, decision.caller_left) == (DecisionKind.QUEUE, "general", False)
+    assert any(note.startswith("the audio line failed (protocol error: frame of kind 0x10 declares 65535 bytes")
+               for note in call.notes)
+
+
+async def test_a_caller_who_hangs_up_is_not_sent_to_a_person() -> None:
+    nav, caller = make([], [speech(0.3)], hang_up_after=True)
+    decision, _ = await walk(nav, caller)
+    assert decision.kind is DecisionKind.HANGUP and decision.caller_left
