@@ -94,7 +94,7 @@ def recognizable(settings: Settings):  # type: ignore[no-untyped-def]
     from asr.grammar import build_grammar
     from asr.packs import default_registry
     from asr.stream import TurnRecognizer
-    from ivr.sim.simulator import to_telephone_wav
+    from ivr.sim.simulator import to_caller_audio
     from ivr.voice.flow import AskNode, load_flow
 
     flow = load_flow(settings.dialplans_dir / "hotline.yaml")
@@ -103,11 +103,12 @@ def recognizable(settings: Settings):  # type: ignore[no-untyped-def]
     model = default_registry().get("ko")
     grammar = build_grammar(flow.grammar_phrases(node, "ko"), model)
 
-    def _recognizable(wav: Path, phrase: str) -> None:
-        phone = wav.with_name(wav.stem + "-8k.wav")
-        to_telephone_wav(wav, phone)
-        with wave.open(str(phone), "rb") as audio:
+    def _recognizable(wav: Path, phrase: str, rate: int = 8000) -> None:
+        heard_as = wav.with_name(f"{wav.stem}-{rate // 1000}k.wav")
+        to_caller_audio(wav, heard_as, rate)
+        with wave.open(str(heard_as), "rb") as audio:
             speech = audio.readframes(audio.getnframes())
+        frame, per_ms = rate // 50 * 2, rate // 1000 * 2  # bytes in 20 ms, in 1 ms
         # How long the caller waits before speaking (the recognizer's online feature normalization
         # runs over that silence) and where the utterance falls inside the call's 20 ms frames differ
         # from call to call; a phrase on the edge is heard right in one and wrong in another (espeak's
@@ -116,15 +117,15 @@ def recognizable(settings: Settings):  # type: ignore[no-untyped-def]
         # wins offline can lose in the call.
         for lead_s in (0.0, 0.5, 1.0, 2.0, 4.0):
             for shift_ms in range(0, 20, 4):
-                pcm = bytes(int(lead_s * 8000) * 2 + shift_ms * 16) + speech + bytes(int(0.6 * 8000) * 2)
-                recognizer = TurnRecognizer(model, grammar, sample_rate=8000)
-                for offset in range(0, len(pcm), 320):
-                    recognizer.feed(pcm[offset:offset + 320])
+                pcm = bytes(int(lead_s * 1000) * per_ms + shift_ms * per_ms) + speech + bytes(600 * per_ms)
+                recognizer = TurnRecognizer(model, grammar, sample_rate=rate)
+                for offset in range(0, len(pcm), frame):
+                    recognizer.feed(pcm[offset:offset + frame])
                 result = recognizer.finish()
                 top = result.alternatives[0] if result.alternatives else None
                 assert top is not None and top.text == phrase and top.confidence >= RECOGNITION_MARGIN, (
-                    f"synthetic {phrase!r} ({lead_s} s of silence before it, {shift_ms} ms into a frame) is"
-                    f" heard offline as {[(a.text, round(a.confidence, 2)) for a in result.alternatives]}:"
+                    f"synthetic {phrase!r} at {rate} Hz ({lead_s} s of silence before it, {shift_ms} ms into a"
+                    f" frame) is heard offline as {[(a.text, round(a.confidence, 2)) for a in result.alternatives]}:"
                     " a test cannot rely on it")
 
     return _recognizable
