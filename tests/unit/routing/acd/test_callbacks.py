@@ -8,6 +8,15 @@ from ivr.routing.acd import Acd
 from tests.unit.routing.acd.helpers import FakeAmi, hold, ready, settle
 
 
+async def callback_answered(acd: Acd, call_id: str, agent_id: str) -> None:
+    """The dialplan's [ivr-callback] reports: the agent took the leg, then the customer answered."""
+    acd.on_ami_event({"Event": "UserEvent", "UserEvent": "IvrCallbackAgent", "Id": call_id,  # type: ignore[arg-type]
+                      "Agent": agent_id})
+    acd.on_ami_event({"Event": "UserEvent", "UserEvent": "IvrCallbackEnd", "Id": call_id,  # type: ignore[arg-type]
+                      "Status": "ANSWER"})
+    await settle(acd)
+
+
 async def test_callback_is_offered_before_patience_runs_out(acd: Acd) -> None:
     call = await hold(acd, "c1", patience=30)
     await acd.tick(call.queued_at + 19)  # type: ignore[operator]
@@ -31,9 +40,7 @@ async def test_callback_keeps_the_place_then_calls_the_agent_first(acd: Acd, red
     channel, kwargs = originate[0][1], originate[0][2]
     assert channel == "PJSIP/2001" and kwargs["context"] == "ivr-callback"
     assert kwargs["variables"]["IVR_CALLBACK_DIAL"] == "PJSIP/01012345678@trunk"
-    acd.on_ami_event({"Event": "UserEvent", "UserEvent": "IvrCallbackAgent", "Id": "c1", "Agent": "F2001"})  # type: ignore[arg-type]
-    acd.on_ami_event({"Event": "UserEvent", "UserEvent": "IvrCallbackEnd", "Id": "c1", "Status": "ANSWER"})  # type: ignore[arg-type]
-    await settle(acd)
+    await callback_answered(acd, "c1", "F2001")
     assert (call.outcome, call.agent) == (Outcome.ANSWERED, "F2001")
     assert not await redis_db.hexists("ivr:callbacks:pending", "c1")
 
@@ -63,9 +70,7 @@ async def test_callback_accepted_in_the_flow_waits_then_calls_the_agent_first(ac
     assert kwargs["channel_id"] == "cb-1700.7-0"
     assert kwargs["variables"]["IVR_CALLBACK_DIAL"] == "PJSIP/01012345678@trunk"
     assert kwargs["variables"]["IVR_CALLBACK_ID"] == "1700.7"
-    acd.on_ami_event({"Event": "UserEvent", "UserEvent": "IvrCallbackAgent", "Id": "1700.7", "Agent": "A1004"})  # type: ignore[arg-type]
-    acd.on_ami_event({"Event": "UserEvent", "UserEvent": "IvrCallbackEnd", "Id": "1700.7", "Status": "ANSWER"})  # type: ignore[arg-type]
-    await settle(acd)
+    await callback_answered(acd, "1700.7", "A1004")
     assert (call.outcome, call.agent) == (Outcome.ANSWERED, "A1004")
     assert not await redis_db.hexists("ivr:callbacks:pending", "1700.7")
 
