@@ -14,9 +14,11 @@ log() { printf '[setup] %s\n' "$*"; }
 need_root() { [ "$(id -u)" = 0 ] || { echo "setup.sh must run as root (it installs Debian packages and Asterisk)" >&2; exit 1; }; }
 
 # Host packages: Redis, espeak-ng for prompts, sox for audio tools, debootstrap for
-# the Asterisk root, chromium (and a Korean font, for customers' names) for the browser tests.
+# the Asterisk root, chromium (and a Korean font, for customers' names) for the browser tests,
+# baresip-core for the HD voice (G.722) test caller (ivr/sim/g722_caller.py: its g722, aufile,
+# menu and ctrl_tcp modules; the baresip metapackage would only add GUI and video plugins).
 HOST_PACKAGES=(debootstrap redis-server espeak-ng libespeak-ng1 sox ca-certificates
-               python3-venv chromium chromium-driver fonts-noto-cjk procps iproute2)
+               python3-venv chromium chromium-driver fonts-noto-cjk procps iproute2 baresip-core)
 
 install_host_packages() {
   local missing=()

@@ -22,8 +22,10 @@ def call(
     until: Annotated[str, typer.Option(help="queued | answered | end")] = "queued",
     timeout: Annotated[float, typer.Option(help="seconds before giving up")] = 60.0,
     barge_in: Annotated[bool, typer.Option(help="answer while the prompt still plays")] = False,
-    sip: Annotated[bool, typer.Option(help="call through a pyVoIP SIP phone instead of a Local channel")] = False,
+    sip: Annotated[bool, typer.Option(help="call through a registered SIP phone instead of a Local channel")] = False,
     rate: Annotated[int, typer.Option(help="8000: a telephone line; 16000: a wideband (HD voice) caller")] = 8000,
+    codec: Annotated[str | None, typer.Option(
+        help="with --sip: ulaw (a pyVoIP phone) or g722 (an HD voice phone, baresip); --rate 16000 means g722")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Place a simulated call through the real Asterisk and print its record."""
@@ -31,10 +33,23 @@ def call(
         from ivr.sim.simulator import SimulationError, Simulator, summary
 
     settings = load_settings()
+    native = ""  # the SIP caller's channel formats in Asterisk, when a baresip phone called
     try:
-        if sip and rate != 8000:
-            raise SimulationError("--sip calls with pyVoIP, which has G.711 only: --rate 16000 needs a Local channel")
+        if codec is not None and not sip:
+            raise SimulationError("--codec is the SIP phone's codec: use it with --sip")
         if sip:
+            codec = (codec or ("g722" if rate == 16000 else "ulaw")).lower()
+            if codec not in ("ulaw", "g722"):
+                raise SimulationError(f"--codec {codec}: ulaw (pyVoIP) or g722 (baresip)")
+            if codec == "ulaw" and rate != 8000:
+                raise SimulationError("--codec ulaw is a telephone line (8000 Hz): --rate 16000 needs --codec g722")
+        if sip and codec == "g722":
+            from ivr.sim.g722_caller import G722Caller
+
+            phone = G722Caller(settings)
+            record = phone.run(caller, audio or [], dtmf or [], until=until, timeout=timeout, barge_in=barge_in)
+            native = phone.native_format
+        elif sip:
             with sim_extra_needed():
                 from ivr.sim.sip_caller import SipCaller
 
@@ -55,6 +70,8 @@ def call(
     typer.echo(f"  path: {' > '.join(result['path'] or [])}")
     if result.get("heard_at_hz"):
         typer.echo(f"  heard at {result['heard_at_hz']} Hz")
+    if native:
+        typer.echo(f"  caller's channel formats in Asterisk: {native}")
     for turn in result["turns"]:
         typer.echo(f"  [{turn['node']}] heard {turn['transcript']!r} ({turn['confidence']}) keys {turn['dtmf']!r}"
                    f" -> {turn['intent']} ({turn['score']})")
