@@ -42,6 +42,7 @@ from typing import Any
 
 from asr import NARROWBAND_RATE, WIDEBAND_RATE, Result, TurnRecognizer
 from bench.common import OUT, bar_chart, percentile, report, spoken, spoken_8k
+from bench.common import rate_table as common_rate_table
 from bench.spine import raw_vosk
 from tts.pcm import SAMPLE_WIDTH, resample_pcm
 
@@ -446,14 +447,7 @@ RATE_ROWS = (
 
 def rate_table(by_rate: dict[str, dict[str, Any]]) -> str:
     """The per-rate figures side by side, one row per figure (missing ones as "-")."""
-    rates = list(by_rate)
-    width = max(len(label) for label, _ in RATE_ROWS)
-    lines = [f"{'':<{width}}" + "".join(f"{rate + ' Hz':>12}" for rate in rates)]
-    lines.append("-" * len(lines[0]))
-    for label, key in RATE_ROWS:
-        cells = [by_rate[rate].get(key) for rate in rates]
-        lines.append(f"{label:<{width}}" + "".join(f"{'-' if c is None else str(c):>12}" for c in cells))
-    return "\n".join(lines)
+    return common_rate_table(by_rate, RATE_ROWS)
 
 
 def write_chart(by_rate: dict[str, dict[str, Any]]) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,16 @@ def bar_chart(path: Path, title: str, bars: list[tuple[str, float]], unit: str,
     finally:
         plt.close(figure)
     return path
+
+
+def rate_table(by_rate: dict[str, dict[str, Any]], rows: Sequence[tuple[str, str]]) -> str:
+    """Figures per caller rate side by side: a column per rate ("8 kHz", "16 kHz"), a line per (label, key)
+    of ``rows``; a figure a rate lacks shows as "-"."""
+    rates = list(by_rate)
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{'':<{width}}" + "".join(f"{int(rate) // 1000:>9} kHz" for rate in rates)]
+    lines.append("-" * len(lines[0]))
+    for label, key in rows:
+        cells = [by_rate[rate].get(key) for rate in rates]
+        lines.append(f"{label:<{width}}" + "".join(f"{'-' if c is None else str(c):>13}" for c in cells))
+    return "\n".join(lines)

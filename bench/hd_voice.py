@@ -55,6 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import OUT, bar_chart, report
+from bench.common import rate_table as common_rate_table
 from ivr.sim.simulator import SimulatedCall, Simulator
 from ivr.telephony.ami import AmiClient
 
@@ -458,13 +459,7 @@ TABLE_ROWS = (
 
 
 def rate_table(by_rate: dict[str, dict[str, Any]]) -> str:
-    rates = list(by_rate)
-    width = max(len(label) for label, _ in TABLE_ROWS)
-    lines = [f"{'':<{width}}" + "".join(f"{int(rate) // 1000:>9} kHz" for rate in rates)]
-    lines.append("-" * len(lines[0]))
-    for label, key in TABLE_ROWS:
-        lines.append(f"{label:<{width}}" + "".join(f"{by_rate[r].get(key, '-')!s:>13}" for r in rates))
-    return "\n".join(lines)
+    return common_rate_table(by_rate, TABLE_ROWS)
 
 
 def summarize(placed: Sequence[Placed]) -> dict[str, dict[str, Any]]:

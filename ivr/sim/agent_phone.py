@@ -39,7 +39,8 @@ from ivr.sim.pyvoip_patches import (
     parse_from_header,
 )
 from ivr.sim.simulator import SimulationError
-from ivr.sim.sip_caller import SIP_SERVER, _free_udp_port, _local_ip_towards, sip_password
+from ivr.sim.sip_caller import SIP_SERVER, _free_udp_port
+from ivr.sim.sip_phone import local_ip_towards, sip_password
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class AgentPhone:
             raise AgentPhoneError(str(exc)) from None
         host, port = self.server
         try:
-            self.my_ip = _local_ip_towards(host, port)
+            self.my_ip = local_ip_towards(host, port)
         except OSError as exc:
             raise AgentPhoneError(f"no route to Asterisk's SIP at {host}:{port}: {exc}") from None
         self.sip_port = _claim_port(self.my_ip, None)

@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import random
 import re
 import shutil
@@ -56,9 +55,10 @@ import numpy as np
 from panoramisk.message import Message
 
 from ivr.audio import write_wav
-from ivr.config import Settings, read_env_file
+from ivr.config import Settings
 from ivr.ops.provision import sip_password_key
-from ivr.sim.simulator import CallDriver, SimulatedCall, SimulationError
+from ivr.sim.simulator import SimulatedCall, SimulationError
+from ivr.sim.sip_phone import SipPhoneDriver, local_ip_towards
 from ivr.telephony.ami import AmiClient, AmiError
 
 #: Asterisk's PJSIP UDP transport (asterisk_conf/pjsip.conf, [transport-udp]).
@@ -90,21 +90,6 @@ def codec_names(codecs: tuple[str, ...] | list[str]) -> list[str]:
         raise SimulationError(f"codec {', '.join(unknown) or '(none)'}: baresip calls with "
                               f"{', '.join(CODECS)} (in the order given)")
     return names
-
-
-def sip_password(settings: Settings, extension: str) -> str:
-    """The SIP password of an extension: the environment first, then run/secrets.env (written by `ivr setup`)."""
-    key = sip_password_key(extension)
-    password = os.environ.get(key) or read_env_file(settings.run_dir / "secrets.env").get(key)
-    if not password:
-        raise SimulationError(f"no {key} in the environment or {settings.run_dir / 'secrets.env'}: run `ivr setup`")
-    return password
-
-
-def _local_ip_towards(host: str, port: int) -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect((host, port))
-        return str(probe.getsockname()[0])
 
 
 def _free_tcp_port(ip: str, candidates: range) -> int:
@@ -218,7 +203,7 @@ class BaresipControl:
             await self.writer.wait_closed()
 
 
-class G722Caller(CallDriver):
+class G722Caller(SipPhoneDriver):
     """A simulated call from a baresip phone registered as ``settings.sim_extension``, offering ``codecs``.
 
     ``codecs`` in offer order: ("g722",) is an HD voice phone; ("pcmu",) a narrowband one; ("pcmu", "g722")
@@ -231,7 +216,6 @@ class G722Caller(CallDriver):
         super().__init__(settings)
         self.codecs = codec_names(codecs)
         self.server, self.rtp_ports, self.baresip = server, rtp_ports, baresip
-        self.extension = settings.sim_extension
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
         """The process id of the last baresip started (gone once run() returns)."""
@@ -241,11 +225,7 @@ class G722Caller(CallDriver):
         """The SIP Call-ID of the last call (baresip's call id)."""
         self.native_format = ""
         """The caller channel's CHANNEL(audionativeformat) in Asterisk, e.g. "(g722)"."""
-        self._candidates: list[tuple[str, str]] = []  # (uniqueid, channel) of this extension's new channels
         self._pad_s = 90.0  # seconds of silence after each utterance: longer than the call (set by run())
-
-    def password(self) -> str:
-        return sip_password(self.settings, self.extension)
 
     # --- the audio of a turn
 
@@ -356,7 +336,7 @@ class G722Caller(CallDriver):
         assert self.work is not None
         host, port = self.server
         try:
-            ip = _local_ip_towards(host, port)
+            ip = local_ip_towards(host, port)
         except OSError as exc:
             raise SimulationError(f"no route to Asterisk's SIP at {host}:{port}: {exc}") from None
         for _attempt in range(3):  # another program may take the control port between our probe and baresip
@@ -435,11 +415,6 @@ class G722Caller(CallDriver):
 
     # --- CallDriver
 
-    def on_ami(self, sim: SimulatedCall, event: Message) -> None:
-        channel = event.get("Channel", "")
-        if event.get("Event") == "Newchannel" and channel.startswith(f"PJSIP/{self.extension}-"):
-            self._candidates.append((event.get("Uniqueid", ""), channel))
-
     async def place(self, sim: SimulatedCall, ami: AmiClient) -> None:
         control = self.control
         assert control is not None
@@ -453,28 +428,12 @@ class G722Caller(CallDriver):
             raise SimulationError(f"Asterisk refused the SIP call to {number} from extension {self.extension}: "
                                   f"{event.get('param') or 'closed before answering'}")
         self.sip_call_id = str(event.get("id", ""))
-        # Another SIP call from this extension may be running: ours is the channel carrying our SIP Call-ID.
-        checked: set[str] = set()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for uid, channel in list(self._candidates):
-                if uid in checked:
-                    continue
-                checked.add(uid)
-                with contextlib.suppress(AmiError):
-                    reply = await ami.action({"Action": "Getvar", "Channel": channel,
-                                              "Variable": "CHANNEL(pjsip,call-id)"})
-                    if isinstance(reply, Message) and reply.get("Value") == self.sip_call_id:
-                        sim.call_id, sim.caller_channel = uid, channel
-                        with contextlib.suppress(AmiError):
-                            native = await ami.action({"Action": "Getvar", "Channel": channel,
-                                                       "Variable": "CHANNEL(audionativeformat)"})
-                            if isinstance(native, Message):
-                                self.native_format = str(native.get("Value") or "")
-                        return
-            await asyncio.sleep(0.05)
-        raise SimulationError(f"the SIP call to {number} from extension {self.extension} got no channel in "
-                              "Asterisk within 10 s (see run/asterisk/log/messages.log)")
+        await self.find_channel(sim, ami, self.sip_call_id, number)
+        with contextlib.suppress(AmiError):
+            native = await ami.action({"Action": "Getvar", "Channel": sim.caller_channel,
+                                       "Variable": "CHANNEL(audionativeformat)"})
+            if isinstance(native, Message):
+                self.native_format = str(native.get("Value") or "")
 
     async def answer(self, sim: SimulatedCall, ami: AmiClient, turn: tuple[str, str]) -> None:
         control = self.control

@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import socket
 import tempfile
-import time
 import wave
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from panoramisk.message import Message
 
-from ivr.config import Settings, read_env_file
+from ivr.config import Settings
 from ivr.ops.provision import sip_password_key
 from ivr.sim.pyvoip_patches import AsteriskPhone, CallState, PacedCall, PhoneStatus
-from ivr.sim.simulator import CallDriver, SimulatedCall, SimulationError
+from ivr.sim.simulator import SimulatedCall, SimulationError
+from ivr.sim.sip_phone import SipPhoneDriver, local_ip_towards
 from ivr.telephony.ami import AmiClient, AmiError
 
 #: Asterisk's PJSIP UDP transport (asterisk_conf/pjsip.conf, [transport-udp]).
@@ -56,12 +54,6 @@ def ulaw_encode(samples: np.ndarray) -> bytes:
 # --- the caller -----------------------------------------------------------------------------
 
 
-def _local_ip_towards(host: str, port: int) -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect((host, port))
-        return str(probe.getsockname()[0])
-
-
 def _free_udp_port(ip: str, candidates: range | None = None) -> int:
     """A UDP port nobody holds now (0 in candidates' place: any)."""
     ports = list(candidates) if candidates else [0]
@@ -76,30 +68,16 @@ def _free_udp_port(ip: str, candidates: range | None = None) -> int:
     raise SimulationError(f"no free UDP port on {ip} in {candidates}")
 
 
-def sip_password(settings: Settings, extension: str) -> str:
-    """The SIP password of an extension: the environment first, then run/secrets.env (written by `ivr setup`)."""
-    key = sip_password_key(extension)
-    password = os.environ.get(key) or read_env_file(settings.run_dir / "secrets.env").get(key)
-    if not password:
-        raise SimulationError(f"no {key} in the environment or {settings.run_dir / 'secrets.env'}: run `ivr setup`")
-    return password
-
-
-class SipCaller(CallDriver):
+class SipCaller(SipPhoneDriver):
     """A simulated call from a pyVoIP phone registered as ``settings.sim_extension``."""
 
     def __init__(self, settings: Settings, server: tuple[str, int] = SIP_SERVER,
                  rtp_ports: range = RTP_PORTS) -> None:
         super().__init__(settings)
         self.server, self.rtp_ports = server, rtp_ports
-        self.extension = settings.sim_extension
         self.phone: AsteriskPhone | None = None
         self.call: PacedCall | None = None
-        self._candidates: list[tuple[str, str]] = []  # (uniqueid, channel) of this extension's new channels
         self._pcm: dict[str, np.ndarray] = {}
-
-    def password(self) -> str:
-        return sip_password(self.settings, self.extension)
 
     def run(
         self,
@@ -136,7 +114,7 @@ class SipCaller(CallDriver):
     def _start_phone(self, password: str) -> None:
         host, port = self.server
         try:
-            my_ip = _local_ip_towards(host, port)
+            my_ip = local_ip_towards(host, port)
         except OSError as exc:
             raise SimulationError(f"no route to Asterisk's SIP at {host}:{port}: {exc}") from None
         self.phone = AsteriskPhone(host, port, self.extension, password, my_ip, _free_udp_port(my_ip),
@@ -164,11 +142,6 @@ class SipCaller(CallDriver):
 
     # --- CallDriver
 
-    def on_ami(self, sim: SimulatedCall, event: Message) -> None:
-        channel = event.get("Channel", "")
-        if event.get("Event") == "Newchannel" and channel.startswith(f"PJSIP/{self.extension}-"):
-            self._candidates.append((event.get("Uniqueid", ""), channel))
-
     async def place(self, sim: SimulatedCall, ami: AmiClient) -> None:
         assert self.phone is not None
         number = f"{self.settings.hotline_number}*{sim.caller}"
@@ -179,27 +152,14 @@ class SipCaller(CallDriver):
             with contextlib.suppress(OSError):
                 self.phone.sip.s.shutdown(socket.SHUT_RDWR)
             raise SimulationError(f"Asterisk did not answer the INVITE to {number} within 10 s") from None
-        # Another simulated SIP call may be running: our channel is the one carrying our SIP Call-ID.
-        checked: set[str] = set()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for uid, channel in list(self._candidates):
-                if uid in checked:
-                    continue
-                checked.add(uid)
-                with contextlib.suppress(AmiError):
-                    reply = await ami.action({"Action": "Getvar", "Channel": channel,
-                                              "Variable": "CHANNEL(pjsip,call-id)"})
-                    if isinstance(reply, Message) and reply.get("Value") == call.call_id:
-                        sim.call_id, sim.caller_channel = uid, channel
-                        return
-            if call.state == CallState.ENDED:
-                reason = self.phone.sip.rejected.get(call.call_id, "hung up before answering")
-                raise SimulationError(f"Asterisk refused the SIP call to {number} from extension "
-                                      f"{self.extension}: {reason}")
-            await asyncio.sleep(0.05)
-        raise SimulationError(f"the SIP call to {number} from extension {self.extension} got no channel in "
-                              "Asterisk within 10 s (see run/asterisk/log/messages.log)")
+        phone = self.phone
+
+        def refused() -> str | None:
+            if call.state != CallState.ENDED:
+                return None
+            return str(phone.sip.rejected.get(call.call_id, "hung up before answering"))
+
+        await self.find_channel(sim, ami, call.call_id, number, refused)
 
     async def answer(self, sim: SimulatedCall, ami: AmiClient, turn: tuple[str, str]) -> None:
         call = self.call
