@@ -7,8 +7,9 @@ barge-in, endpointing and the acoustic-support check see what they would on a ph
 event, silence as nothing at all. ``TextSpeech`` is the engine's speech: its recognizer "hears" exactly the
 typed text (normalized as Vosk spells words), within the question's grammar as a real one is.
 
-Time runs fast: a silent turn lasts ``SIM_NO_INPUT_S`` instead of the node's ``no_input_s``; every
-decision is the flow's and the engine's.
+Time runs fast: a silent turn lasts ``wall_backstop(SIM_NO_INPUT_S)`` (0.1 s: the text line sends no audio, so
+the listening loop's wall-clock backstop ends it) instead of the node's ``no_input_s``; every decision is the
+flow's and the engine's.
 
 Inputs: ``"잔액 조회"`` (an utterance), ``"key:3"`` or ``"3"`` (keys; several digits are several turns),
 ``"silence"`` or ``""`` (no answer), ``"hangup"``.
