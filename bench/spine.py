@@ -58,7 +58,10 @@ async def call_setup(calls: int) -> dict[str, Any]:
             total.append(time.time() - started)
             mine = [e for e in events if e.get("Uniqueid") == record["call_id"]]
             created = next(float(e["Timestamp"]) for e in mine if e.get("Event") == "Newchannel")
-            joined = next(float(e["Timestamp"]) for e in mine if e.get("Event") == "QueueCallerJoin")
+            # Holding for a person: in the ACD's waiting room (agents in the directory, as after the demo or
+            # the tests) or in Asterisk's own queue (no agents: a fresh machine).
+            joined = next(float(e["Timestamp"]) for e in mine if e.get("Event") == "QueueCallerJoin"
+                          or (e.get("Event") == "UserEvent" and e.get("UserEvent") == "IvrHold"))
             full = await _record(settings, record["call_id"])
             to_agi.append(full["started_at"] - created)
             to_prompt.append(full["turns"][0]["started_at"] - full["started_at"])
