@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import tempfile
 import time
@@ -53,9 +54,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import redis.asyncio as aioredis
 
 from bench.common import OUT, bar_chart, report
 from bench.common import rate_table as common_rate_table
+from ivr.records.store import call_key
 from ivr.sim.simulator import SimulatedCall, Simulator
 from ivr.telephony.ami import AmiClient
 
@@ -225,20 +228,14 @@ class Caller(Simulator):
         self.said: list[str] = []
         """What it answered, question by question ("phrase", "yes", "no", "person", "keys")."""
 
-    async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], prompt_over: asyncio.Event,
-                      prompt_s: float, barge_in: bool) -> None:
+    async def answer_when_asked(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str],
+                                prompt_over: asyncio.Event, prompt_s: float, barge_in: bool) -> None:
         role = await self._choose(sim)
         self.said.append(role)
         chosen = sim.turns[SAYS.index(role) if role in SAYS else len(SAYS) + (role == "keys")]
-        await super()._answer(ami, sim, chosen, prompt_over, prompt_s, barge_in or role == "person")
+        await super().answer_when_asked(ami, sim, chosen, prompt_over, prompt_s, barge_in or role == "person")
 
     async def _choose(self, sim: SimulatedCall) -> str:
-        import json
-
-        import redis.asyncio as aioredis
-
-        from ivr.records.store import call_key
-
         listening = [e for e in sim.events if e.get("type") == "call.listening"]
         node = str(listening[-1].get("node", MENU)) if listening else MENU
         client = aioredis.from_url(self.settings.redis_url, decode_responses=True)
@@ -348,28 +345,17 @@ def prepare_audio(utterances: Sequence[Utterance], work: Path, snr_db: float | N
 async def prepare_data(settings: Any) -> None:
     """The bench caller as a known customer (a balance to hear); the demo agents when there are none (a fresh
     machine), every one of them offline, as the tests start them."""
-    import redis.asyncio as aioredis
-
-    from ivr.config import PROJECT_DIR
-    from ivr.records.agent import AGENTS
     from ivr.records.customer import Customer
-    from ivr.routing.agents import AgentDirectory, Presence
-    from ivr.routing.customers import CustomerStore, load_rows
+    from ivr.routing.agents import AgentDirectory
+    from ivr.routing.customers import CustomerStore
+    from ivr.sim.demo_users import import_demo_data
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
         customers = CustomerStore(client, timeout_s=5)
         directory = AgentDirectory(client)
         if not await directory.all():
-            rows = load_rows((PROJECT_DIR / "dialplans" / "demo_customers.json").read_text(encoding="utf-8"))
-            _, errors = await customers.import_rows(rows)
-            if errors:
-                raise RuntimeError(f"demo customers: {errors}")
-            result = await AGENTS.run(PROJECT_DIR / "dialplans" / "demo_agents.json", directory.put)
-            if result.errors:
-                raise RuntimeError(f"demo agents: {result.errors}")
-            for agent in await directory.all():
-                await directory.set_presence(agent.id, Presence.OFFLINE)
+            await import_demo_data(client)
         await drop_bench_customer(client)
         await customers.put(Customer(id=BENCH_CUSTOMER, name="홍길동", phones=list(CALLERS), balance=1_250_000,
                                      language="ko", patience_s=60))
@@ -386,8 +372,6 @@ async def drop_bench_customer(client: Any) -> None:
 
 async def live_flow_differs(settings: Any) -> bool:
     """Whether the flow the controller runs (its live version in Redis) is not dialplans/hotline.yaml."""
-    import redis.asyncio as aioredis
-
     from ivr.voice.versions import FlowStore
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)

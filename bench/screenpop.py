@@ -188,26 +188,17 @@ async def _prepare_data(settings: Any) -> tuple[str, str]:
     """Demo customers and agents (every agent offline), the bench caller, A1002's web user: (username, password)."""
     import redis.asyncio as aioredis
 
-    from ivr.config import PROJECT_DIR, read_env_file
-    from ivr.records.agent import AGENTS
+    from ivr.config import read_env_file
     from ivr.records.customer import Case, Contact, Customer
-    from ivr.routing.agents import AgentDirectory, Presence
-    from ivr.routing.customers import CustomerStore, load_rows
-    from ivr.sim.demo_users import ensure_demo_users, env_key
+    from ivr.routing.agents import AgentDirectory
+    from ivr.routing.customers import CustomerStore
+    from ivr.sim.demo_users import ensure_demo_users, env_key, import_demo_data
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
-        rows = load_rows((PROJECT_DIR / "dialplans" / "demo_customers.json").read_text(encoding="utf-8"))
+        await import_demo_data(client)
         customers = CustomerStore(client, timeout_s=5)
-        _, errors = await customers.import_rows(rows)
-        if errors:
-            raise RuntimeError(f"demo customers: {errors}")
         directory = AgentDirectory(client)
-        result = await AGENTS.run(PROJECT_DIR / "dialplans" / "demo_agents.json", directory.put)
-        if result.errors:
-            raise RuntimeError(f"demo agents: {result.errors}")
-        for agent in await directory.all():
-            await directory.set_presence(agent.id, Presence.OFFLINE)
         # A controller stopped during a wrap-up leaves that activity in Redis, and no controller clears it: the
         # page would show A1002 in wrap-up whatever their status. The controller is down here: clear it.
         await directory.set_activity(AGENT, "", "")

@@ -21,6 +21,7 @@ from ivr.web.auth import User, UserRole, UserStore
 DEMO_USERS_FILE = "demo_users.env"
 #: The directory's demo agents, one web user each.
 DEMO_AGENTS_FILE = PROJECT_DIR / "dialplans" / "demo_agents.json"
+DEMO_CUSTOMERS_FILE = PROJECT_DIR / "dialplans" / "demo_customers.json"
 
 
 def demo_user_specs(agents: Sequence[Agent]) -> list[tuple[str, UserRole, str | None, str]]:
@@ -77,3 +78,26 @@ async def ensure_demo_users(redis: aioredis.Redis, path: Path | None = None, age
             continue
         users.append(await store.add(username, password, role, agent_id, name))
     return users, path
+
+
+async def import_demo_data(client: aioredis.Redis) -> int:
+    """The demo customers and agents into Redis, every agent offline (whoever uses them says who is ready).
+
+    What the tests and the benchmarks start from. Returns how many customers were imported; RuntimeError
+    naming the rows that failed.
+    """
+    from ivr.records.agent import AGENTS
+    from ivr.routing.agents import AgentDirectory, Presence
+    from ivr.routing.customers import CustomerStore, load_rows
+
+    rows = load_rows(DEMO_CUSTOMERS_FILE.read_text(encoding="utf-8"))
+    imported, errors = await CustomerStore(client, timeout_s=5).import_rows(rows)
+    if errors:
+        raise RuntimeError(f"demo customers: {errors}")
+    directory = AgentDirectory(client)
+    result = await AGENTS.run(DEMO_AGENTS_FILE, directory.put)
+    if result.errors:
+        raise RuntimeError(f"demo agents: {result.errors}")
+    for agent in await directory.all():
+        await directory.set_presence(agent.id, Presence.OFFLINE)
+    return imported

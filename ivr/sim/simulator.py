@@ -232,7 +232,7 @@ class CallDriver:
                 sim.events.append(event)
                 if event["type"] == "call.listening" and pending:
                     prompt_over = asyncio.Event()
-                    answers.append(asyncio.create_task(self._answer(
+                    answers.append(asyncio.create_task(self.answer_when_asked(
                         ami, sim, pending.pop(0), prompt_over, float(event.get("prompt_s", 0)), barge_in)))
                 elif event["type"] == "call.prompt_done" and prompt_over is not None:
                     prompt_over.set()
@@ -244,9 +244,12 @@ class CallDriver:
                 await asyncio.sleep(0.3)
                 return await self._record(redis, sim) or self._bare_record(sim)
 
-    async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], prompt_over: asyncio.Event,
-                      prompt_s: float, barge_in: bool) -> None:
+    async def answer_when_asked(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str],
+                                prompt_over: asyncio.Event, prompt_s: float, barge_in: bool) -> None:
         """Answer a turn as a caller would: over the prompt (barge-in), or once it has been heard out.
+
+        Called once per question the controller asks, with the next prepared turn. The one place to
+        override for a caller that picks its answer or its moment (a benchmark's caller, a test's gate).
 
         The prompt's end comes from the controller ("call.prompt_done"), not from its nominal length:
         on a loaded machine the paced playback runs longer, and an answer timed by the nominal

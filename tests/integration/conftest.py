@@ -50,20 +50,13 @@ async def _import_demo_data(settings: Settings) -> None:
     """The demo customers and agents; every agent starts offline (a test says who is ready)."""
     import redis.asyncio as aioredis
 
-    from ivr.config import PROJECT_DIR
-    from ivr.routing.agents import AGENTS, AgentDirectory, Presence
-    from ivr.routing.customers import CustomerStore, load_rows
+    from ivr.routing.customers import load_rows
+    from ivr.sim.demo_users import DEMO_CUSTOMERS_FILE, import_demo_data
 
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
-        rows = load_rows((PROJECT_DIR / "dialplans" / "demo_customers.json").read_text(encoding="utf-8"))
-        imported, errors = await CustomerStore(client, timeout_s=5).import_rows(rows)
-        assert imported == len(rows) and not errors, errors
-        directory = AgentDirectory(client)
-        result = await AGENTS.run(PROJECT_DIR / "dialplans" / "demo_agents.json", directory.put)
-        assert not result.errors, result.errors
-        for agent in await directory.all():
-            await directory.set_presence(agent.id, Presence.OFFLINE)
+        imported = await import_demo_data(client)
+        assert imported == len(load_rows(DEMO_CUSTOMERS_FILE.read_text(encoding="utf-8")))
         await client.delete("ivr:callbacks:pending")
     finally:
         await client.aclose()

@@ -35,7 +35,8 @@ class AnswerAfterGate(Simulator):
         self.listening = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def _answer(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str], *timing: object) -> None:
+    async def answer_when_asked(self, ami: AmiClient, sim: SimulatedCall, turn: tuple[str, str],
+                                *timing: object) -> None:
         self.listening.set()
         await self.gate.wait()
         await self.answer(sim, ami, turn)  # a key counts even while the prompt plays
