@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     acd_callback_retry_s: int = 120
     #: How a callback reaches an outside number (a PJSIP trunk endpoint named at your site).
     callback_dial: str = "PJSIP/{number}@trunk"
+
+    # --- the routing policy (ivr/routing/policy.py; checked at start, a bad value is named and the defaults used)
+    #: Service-level target of every queue: this share answered within routing_service_level_s (80/20).
+    routing_service_level: float = 0.80
+    routing_service_level_s: float = 20.0
+    #: Per queue: its own target, e.g. IVR_ROUTING_QUEUE_SERVICE_LEVELS='{"fraud": "90/10"}'.
+    routing_queue_service_levels: dict[str, str | list[float]] = {}
+    #: Longest a caller is held for a better agent (seconds from joining the line); 0 = never.
+    routing_hold_max_s: float = 8.0
+    #: ...and never past this share of the caller's patience.
+    routing_hold_patience_share: float = 0.25
+    #: Value-model coefficients to replace, e.g. '{"dialect_match": 0.4, "vip_weight": 2.5}' (names: README).
+    routing_outcome: dict[str, float] = {}
+    #: A JSON file with any of the policy's fields (README, "Routing policy"); overrides the values above.
+    routing_policy_file: Path | None = None
     default_language: str = "ko"
 
     # --- the web pages (ivr/web/app.py): agents' screen pops, presence, the supervisor wall
@@ -93,6 +108,18 @@ class Settings(BaseSettings):
     web_session_ttl_s: int = 8 * 3600
     #: Origins whose pages may open the WebSocket (a cross-site page must not ride an agent's session).
     web_origins: list[str] = ["http://127.0.0.1:8080", "http://localhost:8080"]
+
+    # --- the trainer loop (ivr/records/archive.py, ivr/voice/training/): the archive of finished calls
+    #: The archive (SQLite) of finished calls and their turns; None: ``run_dir/archive.sqlite3``.
+    archive_path: Path | None = None
+    #: Days turn recordings are kept before ``ivr recordings purge-turns`` deletes them (labels and statistics stay).
+    turn_audio_retention_days: int = Field(default=30, ge=1)
+    #: Service level: the share of calls a person answers within this many seconds of joining the line.
+    service_level_s: float = Field(default=20.0, gt=0)
+
+    @cached_property
+    def archive_file(self) -> Path:
+        return self.archive_path or self.run_dir / "archive.sqlite3"
 
     @cached_property
     def prompts_dir(self) -> Path:

@@ -48,6 +48,7 @@ from ivr.telephony.ami import AmiClient
 from ivr.telephony.audiosocket import AudioSession, AudioSocketServer, dial_format
 from ivr.voice.flow import Flow, flow_queue_name, load_flow
 from ivr.voice.navigator import Decision, DecisionKind, Navigator, Speech
+from ivr.voice.training.archiving import CallArchiver
 from ivr.voice.validation import Context, load_context
 from ivr.voice.versions import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
 from ivr.web.app import serve_web, web_redis
@@ -75,7 +76,9 @@ class Controller:
         self.customers = CustomerStore(self.store.redis, crm=crm_from_settings(settings))
         self.flows = FlowStore(self.store.redis, settings=settings, context=self._flow_context,
                                prerender=renderer_prerender(navigator.speech.renderer, prompt_rates(settings)))
-        self.acd = Acd(settings, self.ami, AgentDirectory(self.store.redis), navigator.flow.hold, self.store.save,
+        self.archiver = CallArchiver(settings.archive_file, FLOW_ID)
+        """The durable archive of finished calls (trainer loop, reports); written in a thread, never failing a call."""
+        self.acd = Acd(settings, self.ami, AgentDirectory(self.store.redis), navigator.flow.hold, self._acd_save,
                        render=navigator.speech.renderer.render_async)
         self.ami.on("*", self.on_ami_event)
         self.ami.on("*", self.acd.on_ami_event)
@@ -229,6 +232,8 @@ class Controller:
         call.note(f"decision: {decision.reason}")
         await self._hand_over(call, agi, decision, customer, navigator)
         await self.store.save(call, "call.routed" if call.queue else "call.updated")
+        # The IVR part is over: archived now (and completed when the call ends), off the call's path.
+        self._later(self.archiver.archive(call, navigator.flow.agent_intent, time.time()))
 
     async def _hand_over(self, call: CallRecord, agi: AgiSession, decision: Decision,
                          customer: Customer | None = None, navigator: Navigator | None = None) -> None:
@@ -358,12 +363,20 @@ class Controller:
             if call.outcome is None:
                 call.outcome = Outcome.ABANDONED
             self.calls.pop(call.call_id, None)
+            self._later(self.archiver.archive(call, self.navigator.flow.agent_intent))
             if call.customer:
                 self._later(self._remember_contact(call))
         else:
             changed = False
         if changed:
             self._later(self.store.save(call, "call.ended" if name == "Hangup" else "call.updated"))
+
+    async def _acd_save(self, call: CallRecord, event: str, extra: dict[str, Any] | None = None) -> bool:
+        """The ACD's saves; after the hangup (a callback reached or given up) the archive hears of them too."""
+        saved = await self.store.save(call, event, extra)
+        if call.ended_at is not None:
+            self._later(self.archiver.archive(call, self.navigator.flow.agent_intent))
+        return saved
 
     def _later(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

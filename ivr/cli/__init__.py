@@ -11,6 +11,7 @@ from ivr.cli.common import app
 # isort: off
 from ivr.cli import stack, call, audit
 from ivr.cli import models, customers, agents, dialplan, users
+from ivr.cli import report
 # isort: on
 
-__all__ = ["agents", "app", "audit", "call", "customers", "dialplan", "models", "stack", "users"]
+__all__ = ["agents", "app", "audit", "call", "customers", "dialplan", "models", "report", "stack", "users"]

@@ -230,8 +230,12 @@ def dialplan_publish(
     base: Annotated[int | None, typer.Option(help="the live version your edit started from: refused if another "
                                              "went live since (default: publish over the live version)")] = None,
     author: Annotated[str | None, typer.Option(help="who publishes (default: $SUDO_USER or $USER)")] = None,
+    override: Annotated[str | None, typer.Option(help="why to publish although its replay breaks more turns than "
+                                                      "it fixes (ivr dialplan replay)")] = None,
 ) -> None:
-    """Validate, pre-render the prompts and make FILE the live version of its flow, for new calls at once."""
+    """Validate, pre-render the prompts and make FILE the live version of its flow, for new calls at once.
+    A replay of FILE (`ivr dialplan replay FILE`) is kept with the version and can refuse it (see --override)."""
+    from ivr.voice.training.gate import GateRefused
     from ivr.voice.validation import validate_text
     from ivr.voice.versions import BaseChanged, InvalidFlow, current_user
 
@@ -245,7 +249,7 @@ def dialplan_publish(
     async def work(client: aioredis.Redis) -> tuple[Any, Any]:
         store = _flow_store(client)
         before = await store.live(flow_id)
-        return before, await store.publish(flow_id, text, author or current_user(), comment, base)
+        return before, await store.publish(flow_id, text, author or current_user(), comment, base, override=override)
 
     try:
         before, version = with_redis(work)
@@ -254,6 +258,12 @@ def dialplan_publish(
         fail(f"{file}: not published ({len(exc.report.errors)} errors); the live flow is unchanged")
     except BaseChanged as exc:
         fail(f"{exc} (your text is still in {file})")
+    except GateRefused as exc:
+        fail(str(exc))
+    if version.replay:
+        typer.echo(f"replay kept with the version: {version.replay['turns']} turns, {version.replay['fixed']} fixed, "
+                   f"{version.replay['broken']} broken" + (f"; override: {version.replay['override']}"
+                                                           if version.replay.get("override") else ""))
     typer.echo(f"published {flow_id} version {version.number} (was {before.number if before else 'none'}): "
                "live for new calls; calls in progress finish on their version")
 
@@ -325,3 +335,95 @@ def dialplan_rollback(
         _print_problems(exc.report.problems, warnings=False)
         fail(f"version {number} of {flow} is no longer valid here; the live flow is unchanged")
     typer.echo(f"{flow}: version {version.number} live (the text of version {number}) for new calls")
+
+
+@dialplan_app.command("replay")
+def dialplan_replay(
+    flow: Annotated[str, typer.Argument(help="a flow file (the candidate) or a flow id (its live version)")],
+    since: Annotated[str, typer.Option(help="replay the turns of this last period: 30d, 12h, 90m")] = "30d",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    workers: Annotated[int | None, typer.Option(help="recognition processes (default: every core)")] = None,
+) -> None:
+    """Replay a candidate version against the recorded turns of the last period: each turn heard again with its
+    grammars and understood with its intents, compared with the turn's label and with what happened live. The
+    result is kept for the publish of that exact text (a version breaking more turns than it fixes then needs
+    `ivr dialplan publish --override`)."""
+    import time as _time
+
+    from ivr.voice.flow import FlowError, parse_flow
+    from ivr.voice.training.replay import archived_turns, parse_since, replay
+
+    settings = load_settings()
+    try:
+        window = parse_since(since)
+    except ValueError as exc:
+        fail(str(exc))
+
+    async def live_text() -> str | None:
+        client = await _optional_redis()
+        if client is None:
+            return None
+        try:
+            from ivr.voice.versions import FlowStore
+
+            live = await FlowStore(client, settings=settings).live(flow)
+            return live.text if live else None
+        finally:
+            await client.aclose()
+
+    path = Path(flow)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        text = _read_flow_text(path)
+    else:
+        found = asyncio.run(live_text())
+        if found is None:
+            fail(f"{flow!r} is neither a flow file nor a flow with a live version (is Redis running?)")
+        text = found
+    try:
+        candidate = parse_flow(text, str(flow))
+    except FlowError as exc:
+        fail(str(exc))
+    start = _time.time() - window
+    turns = archived_turns(settings.archive_file, settings.recordings_dir, candidate.id, start)
+    show = not as_json and sys.stderr.isatty()
+    if not as_json:
+        when = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(start))
+        typer.echo(f"replaying {len(turns)} turns of {candidate.id} since {when}", err=True)
+    with typer.progressbar(length=len(turns), label="replay", file=sys.stderr if show else None,
+                           hidden=not show) as bar:
+        last = [0]
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - last[0])
+            last[0] = done
+
+        result = replay(text, turns, workers=workers, progress=progress, since=start)
+
+    async def keep() -> bool:
+        from ivr.voice.training.gate import save_result
+
+        client = await _optional_redis()
+        if client is None:
+            return False
+        try:
+            await save_result(client, result)
+            return True
+        finally:
+            await client.aclose()
+
+    kept = asyncio.run(keep())
+    if as_json:
+        json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    typer.echo(result.summary())
+    typer.echo(f"  right live {result.right_before} -> now {result.right_after} of {result.judged} turns with a known "
+               f"intent ({result.labeled} labeled); {result.calls} calls; {result.audio_s:.0f} s of audio in "
+               f"{result.wall_s:.1f} s on {result.workers} processes")
+    for truth, row in result.by_label.items():
+        typer.echo(f"  {truth:<12} -> " + ", ".join(f"{now} {count}" for now, count in sorted(row.items())))
+    for item in result.unreadable_files[:10]:
+        typer.secho(f"  unreadable: {item['turn']} {item['audio']}: {item['error']}", fg=typer.colors.YELLOW, err=True)
+    if not kept:
+        typer.secho("note: Redis not reachable: this result is not kept for the publish", fg=typer.colors.YELLOW,
+                    err=True)

@@ -20,7 +20,7 @@ app.add_typer(users_app, name="users")
 @users_app.command("add")
 def users_add(
     username: str,
-    role: Annotated[str, typer.Option(help="agent, field, supervisor or admin")],
+    role: Annotated[str, typer.Option(help="agent, field, supervisor, admin or trainer")],
     agent: Annotated[str | None, typer.Option(help="the directory's agent id (required for agent and field)")] = None,
     name: Annotated[str | None, typer.Option(help="shown on the pages (default: the agent's name)")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,

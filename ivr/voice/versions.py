@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from ivr.config import Settings
+    from ivr.voice.training.gate import GateDecision
     from tts import PromptRenderer
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class Version:
     """The flow's YAML, exactly as published."""
     action: str = "publish"
     """How it came: "publish", "rollback" (the text of an earlier version) or "import" (seeded from a file)."""
+    replay: dict[str, Any] | None = None
+    """The replay of its text when it was published (``ivr.voice.training.gate``: headline figures, override)."""
 
     def label(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
@@ -205,13 +208,20 @@ class FlowStore:
 
     # --- changing
 
-    async def publish(self, flow_id: str, text: str, author: str, comment: str, base: int | None) -> Version:
+    async def publish(self, flow_id: str, text: str, author: str, comment: str, base: int | None,
+                      override: str | None = None) -> Version:
         """Validate, pre-render, make live for new calls, audit, announce.
 
         ``base``: the live version the edit started from (0: there was none); None publishes over whatever is
-        live. Raises InvalidFlow (with the Report) or BaseChanged; either way the live version is untouched.
+        live. The replay of this exact text, if one was run (``ivr.voice.training.gate``), is stored with the
+        version and in the audit; when it breaks more turns than it fixes, ``override`` (a comment saying why)
+        is required. Raises InvalidFlow (with the Report), BaseChanged or GateRefused; the live version is then
+        untouched.
         """
-        return await self._commit(flow_id, text, author, comment, base, action="publish")
+        from ivr.voice.training import gate
+
+        decision = gate.check(flow_id, await gate.result_for(self.redis, flow_id, text), override)
+        return await self._commit(flow_id, text, author, comment, base, action="publish", gate=decision)
 
     async def rollback(self, flow_id: str, number: int, author: str, comment: str = "") -> Version:
         """Make the text of version ``number`` live again, as a new version (validated again: a queue it names
@@ -233,7 +243,7 @@ class FlowStore:
             return None
 
     async def _commit(self, flow_id: str, text: str, author: str, comment: str, base: int | None, *,
-                      action: str, rolled_back_to: int | None = None) -> Version:
+                      action: str, rolled_back_to: int | None = None, gate: GateDecision | None = None) -> Version:
         report = await self.validate(flow_id, text)
         if not report.ok or report.flow is None:
             raise InvalidFlow(report, f"flow {flow_id!r}")
@@ -252,15 +262,19 @@ class FlowStore:
                         await self._check_base(flow_id, base, text)
                     number = int(await pipe.hlen(vkey)) + 1
                     at = time.time()
-                    version = Version(flow_id, number, author, at, comment, digest, text, action)
+                    version = Version(flow_id, number, author, at, comment, digest, text, action,
+                                      gate.stored() if gate is not None else None)
                     detail = {"publish": f"version {number} live (was {live_number or 'none'}): {comment}",
                               "rollback": f"version {number} live with the text of version {rolled_back_to} "
                                           f"(was {live_number or 'none'}): {comment}",
                               "import": f"version {number} live: {comment}"}[action]
+                    if gate is not None and gate.result is not None:  # the replay's evidence stays with it
+                        detail += f" [{gate.audit_detail()}]"
                     pipe.multi()
                     pipe.hset(vkey, str(number), json.dumps(
                         {"author": author, "at": at, "comment": comment, "sha256": digest, "text": text,
-                         "action": action, "base": base, "rolled_back_to": rolled_back_to}, ensure_ascii=False))
+                         "action": action, "base": base, "rolled_back_to": rolled_back_to,
+                         "replay": gate.stored() if gate is not None else None}, ensure_ascii=False))
                     pipe.set(lkey, str(number))
                     pipe.sadd(FLOW_IDS, flow_id)
                     pipe.xadd(AUDIT_STREAM, AuditLog.fields(author, action, f"flow:{flow_id}", detail),
@@ -331,4 +345,4 @@ class FlowStore:
 def _version(flow_id: str, number: int, raw: str) -> Version:
     data = json.loads(raw)
     return Version(flow_id, number, data["author"], float(data["at"]), data.get("comment", ""), data["sha256"],
-                   data["text"], data.get("action", "publish"))
+                   data["text"], data.get("action", "publish"), data.get("replay"))

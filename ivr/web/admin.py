@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from ivr.config import Settings
 from ivr.voice.flow import node_exits
+from ivr.voice.training.gate import GateRefused
 from ivr.voice.validation import MAX_FLOW_BYTES, Context, InvalidFlow, Problem, Report, load_context
 from ivr.voice.versions import BaseChanged, FlowStore, UnknownVersion, Version
 from ivr.web.auth import User, UserRole, require
@@ -76,6 +77,8 @@ class SimulateRequest(FlowText):
 class PublishRequest(FlowText):
     comment: str = Field(min_length=1, max_length=500, description="what changed and why (kept in the history)")
     base: int | None = Field(default=None, ge=0, description="the live version the edit started from")
+    override: str | None = Field(default=None, max_length=500,
+                                 description="why to publish although the replay breaks more turns than it fixes")
 
 
 class RollbackRequest(BaseModel):
@@ -150,6 +153,8 @@ def version_dict(version: Version, live: int | None = None, text: bool = False) 
                            "at": version.at, "comment": version.comment, "sha256": version.sha256}
     if live is not None:
         out["live"] = version.number == live
+    if version.replay is not None:
+        out["replay"] = version.replay
     if text:
         out["text"] = version.text
     return out
@@ -374,7 +379,12 @@ def admin_router(settings: Settings, redis: aioredis.Redis) -> APIRouter:
         """A new live version (201); 409 when another went live since ``base``; 422 with the problems."""
         _check_text_size(body.text)
         try:
-            version = await flows.publish(flow_id, body.text, user.username, body.comment.strip(), body.base)
+            version = await flows.publish(flow_id, body.text, user.username, body.comment.strip(), body.base,
+                                          override=body.override)
+        except GateRefused as exc:  # the replay's evidence is against it and nobody said why to go on
+            return _error(422, str(exc), field="override", replay=exc.result.to_dict(),
+                          errors=[{"field": "override", "message": "the replay breaks more turns than it fixes: "
+                                                                   "an override comment is required"}])
         except BaseChanged as exc:
             live = await flows.version(flow_id, exc.live) if exc.live else None
             by = f" by {live.author}" if live else ""

@@ -50,12 +50,16 @@ from ivr.web.desk import (
     PresenceChange,
 )
 from ivr.web.hub import Hub
+from ivr.web.replay import replay_router
+from ivr.web.reports import reports_router
+from ivr.web.trainer import trainer_router, trainer_service
 from ivr.web.wall import Wall
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGES = {"agent": "agent.html", "field": "field.html", "supervisor": "supervisor.html", "admin": "admin.html"}
+PAGES = {"agent": "agent.html", "field": "field.html", "supervisor": "supervisor.html", "admin": "admin.html",
+         "trainer": "trainer.html", "reports": "reports.html"}
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 """Call and agent ids in paths (they become parts of Redis keys)."""
 
@@ -94,7 +98,8 @@ def create_app(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None
                static_dir: Path = STATIC_DIR) -> FastAPI:
     """The web app over ``redis`` (and this process's ACD for the freshest wall, when given)."""
     users = UserStore(redis, settings.web_session_ttl_s)
-    desk = Desk(redis, settings.call_record_ttl_s)
+    training = trainer_service(settings)  # the archive of finished calls: trainer's and reports' pages
+    desk = Desk(redis, settings.call_record_ttl_s, archive=training.archive)
     wall = Wall(redis, acd, _flow_queues(settings))
     hub = Hub(redis, users, wall, settings.web_origins)
 
@@ -189,6 +194,12 @@ def create_app(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None
     # --- the flow editor (admins): ivr/web/admin.py
 
     app.include_router(admin_router(settings, redis))
+
+    # --- the trainer loop (trainers, admins) and reports (supervisors too): ivr/web/trainer.py, reports.py
+
+    app.include_router(trainer_router(settings, redis, training))
+    app.include_router(reports_router(training))
+    app.include_router(replay_router(settings, redis))  # replays and suggestions: ivr/web/replay.py
 
     # --- pages
 

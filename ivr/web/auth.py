@@ -49,6 +49,8 @@ class UserRole(enum.StrEnum):
     """The wall, every agent's presence, every pop."""
     ADMIN = "admin"
     """As a supervisor (and manages users from the command line)."""
+    TRAINER = "trainer"
+    """Labels failed turns on the trainer's page (/trainer) and reads the navigation reports."""
 
 
 #: Roles that take calls, hence need an agent id of the directory.

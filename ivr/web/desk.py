@@ -7,7 +7,9 @@ close only those; a pop that is not theirs is "not found", not "forbidden" (no h
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
 import time
 from typing import Any, Literal
@@ -16,6 +18,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from ivr.records.agent import Agent
+from ivr.records.archive import Archive
 from ivr.records.customer import Contact
 from ivr.records.store import call_key
 from ivr.routing.acd import COMMANDS_CHANNEL
@@ -23,6 +26,8 @@ from ivr.routing.agents import AgentDirectory, Presence
 from ivr.routing.customers import CustomerStore
 from ivr.routing.screenpop import mask_numbers
 from ivr.web.auth import CALL_TAKERS, User
+
+log = logging.getLogger(__name__)
 
 TICKETS_STREAM = "ivr:tickets"
 TICKETS_MAXLEN = 100_000
@@ -87,6 +92,8 @@ class DispositionRequest(BaseModel):
     disposition: Literal["resolved", "follow_up", "escalated", "no_action"]
     notes: str = Field(default="", max_length=2000)
     ticket: TicketRequest | None = None
+    reason: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                               description="the intent that was the caller's reason (labels the call's failed turns)")
 
 
 def check_ticket(ticket: TicketRequest) -> dict[str, str]:
@@ -110,8 +117,10 @@ def check_ticket(ticket: TicketRequest) -> dict[str, str]:
 class Desk:
     """The services of the agents' and supervisors' pages, over Redis."""
 
-    def __init__(self, redis: aioredis.Redis, pop_ttl_s: int = 7 * 24 * 3600) -> None:
+    def __init__(self, redis: aioredis.Redis, pop_ttl_s: int = 7 * 24 * 3600, archive: Archive | None = None) -> None:
         self.redis = redis
+        self.archive = archive
+        """The archive of finished calls: a disposition (and its reason) completes the call's entry."""
         self.directory = AgentDirectory(redis)
         self.customers = CustomerStore(redis)
         self.pop_ttl_s = pop_ttl_s
@@ -169,7 +178,8 @@ class Desk:
         ticket_id = f"T{time.strftime('%Y%m%d', time.localtime(now))}-{secrets.token_hex(4).upper()}" \
             if request.ticket else None
         record = {"call_id": call_id, "agent": user.agent_id, "by": user.username, "at": now,
-                  "disposition": request.disposition, "notes": notes, "ticket_id": ticket_id}
+                  "disposition": request.disposition, "notes": notes, "ticket_id": ticket_id,
+                  "reason": request.reason}
         if not await self.redis.set(f"ivr:disposition:{call_id}", json.dumps(record, ensure_ascii=False),
                                     nx=True, ex=self.pop_ttl_s):
             raise Conflict(f"call {call_id} already has a disposition")
@@ -179,7 +189,18 @@ class Desk:
             # Nothing half-done stays claimed: the agent can send it again.
             await self.redis.delete(f"ivr:disposition:{call_id}")
             raise
+        await self._archive_disposition(call_id, request, now)
         return ticket_id
+
+    async def _archive_disposition(self, call_id: str, request: DispositionRequest, now: float) -> None:
+        """The archive's copy (AHT, and the reason as a suggested label); it is for later: a failure is logged."""
+        if self.archive is None:
+            return
+        archive = self.archive
+        try:
+            await asyncio.to_thread(archive.set_disposition, call_id, request.disposition, request.reason, now)
+        except Exception as exc:
+            log.error("call %s: disposition not archived (%s)", call_id, exc)
 
     async def _store_disposition(self, call_id: str, user: User, request: DispositionRequest, pop: dict[str, Any],
                                  notes: str, fields: dict[str, str], ticket_id: str | None, now: float) -> None:

@@ -54,6 +54,10 @@ class Wall:
         """call id -> when it joined the line (from its record, read once per waiting call)."""
         self.outcomes: dict[str, collections.deque[tuple[float, bool]]] = {}
         """queue -> (time, answered within SERVICE_LEVEL_S) of the calls that left it, for the service level."""
+        self.answered: dict[str, collections.OrderedDict[str, float]] = {}
+        """queue -> answered call ids (and when) of the last hour, whose dispositions give the resolution rate."""
+        self.resolved: dict[str, bool | None] = {}
+        """call id -> first contact resolved (None: the disposition says nothing); read from ``ivr:disposition:*``."""
         self._names: dict[str, str] = {}
         self._names_at = 0.0
 
@@ -95,6 +99,10 @@ class Wall:
             return  # never waited for a person (self-service, or hung up in the IVR)
         if kind == "call.answered" and record.get("answered_at"):
             sample = (now, record["answered_at"] - queued_at <= SERVICE_LEVEL_S)
+            answered = self.answered.setdefault(queue, collections.OrderedDict())
+            answered[call_id] = now
+            while len(answered) > MAX_TRACKED:
+                answered.popitem(last=False)
         elif kind == "call.ended" and record.get("outcome") == "abandoned" and not record.get("answered_at"):
             waited = (record.get("ended_at") or now) - queued_at
             if waited <= SERVICE_LEVEL_S:
@@ -114,9 +122,11 @@ class Wall:
         waiting: dict[str, dict[str, Any]] = snapshot.get("waiting", {})
         await self._learn_queued_at(list(waiting))
         queues: dict[str, dict[str, Any]] = {}
+        await self._learn_dispositions(now)
         for name in [*self.queues, *(w.get("queue") or "general" for w in waiting.values()), *self.outcomes]:
             if name not in queues:
-                queues[name] = {"waiting": 0, "longest_wait_s": 0, "service_level": self._service_level(name, now)}
+                queues[name] = {"waiting": 0, "longest_wait_s": 0, "service_level": self._service_level(name, now),
+                                "fcr": self._fcr(name, now)}
         for call_id, entry in waiting.items():
             queue = queues[entry.get("queue") or "general"]
             queue["waiting"] += 1
@@ -134,7 +144,39 @@ class Wall:
         ivr = dict(collections.Counter(node for node, _ in self.in_ivr.values()))
         for gone in set(self.queued_at) - set(waiting):
             del self.queued_at[gone]
-        return {"queues": queues, "agents": agents, "ivr": ivr, "at": round(now, 3)}
+        decisions = [{k: d.get(k) for k in ("call_id", "queue", "state", "agent", "rule", "fcr", "value", "waited_s",
+                                            "why")} for d in snapshot.get("decisions", [])][:50]
+        return {"queues": queues, "agents": agents, "ivr": ivr, "decisions": decisions, "at": round(now, 3)}
+
+    def _fcr(self, queue: str, now: float) -> float | None:
+        """First-contact resolution of the queue's last hour, from the dispositions agents gave (None: none yet)."""
+        answered = self.answered.get(queue)
+        if not answered:
+            return None
+        while answered and now - next(iter(answered.values())) > SERVICE_WINDOW_S:
+            gone, _ = answered.popitem(last=False)
+            self.resolved.pop(gone, None)
+        said = [self.resolved[c] for c in answered if self.resolved.get(c) is not None]
+        return round(sum(1 for r in said if r) / len(said), 3) if said else None
+
+    async def _learn_dispositions(self, now: float) -> None:
+        """Read the dispositions of answered calls not known yet (a bounded batch per build)."""
+        unknown = [c for answered in self.answered.values() for c in answered if c not in self.resolved][:200]
+        if not unknown:
+            return
+        try:
+            raws = await self.redis.mget([f"ivr:disposition:{c}" for c in unknown])
+        except (RedisError, OSError) as exc:
+            log.debug("wall: dispositions not read (%s)", exc)
+            return
+        for call_id, raw in zip(unknown, raws, strict=True):
+            if not raw:
+                continue  # not given yet: asked again next time
+            try:
+                disposition = json.loads(raw).get("disposition")
+            except ValueError:
+                disposition = None
+            self.resolved[call_id] = {"resolved": True, "follow_up": False, "escalated": False}.get(disposition or "")
 
     def _service_level(self, queue: str, now: float) -> float | None:
         """Share of the last hour's calls answered within SERVICE_LEVEL_S (0..1); None with no calls yet."""

@@ -60,3 +60,17 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
     """An HTTP client of the web app built by the test module's own ``app`` fixture (no server, no socket)."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         yield http
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Unit tests never write the stack's archive of finished calls (run/archive.sqlite3): one of their own."""
+    import os
+
+    before = os.environ.get("IVR_ARCHIVE_PATH")
+    os.environ["IVR_ARCHIVE_PATH"] = str(tmp_path_factory.mktemp("archive") / "archive.sqlite3")
+    yield
+    if before is None:
+        os.environ.pop("IVR_ARCHIVE_PATH", None)
+    else:
+        os.environ["IVR_ARCHIVE_PATH"] = before

@@ -15,6 +15,7 @@ so each half reads on its own, and so this one needs no AMI to follow.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -33,6 +34,7 @@ from ivr.routing.acd.callbacks import PendingCallbacks
 from ivr.routing.acd.seat import Seat
 from ivr.routing.acd.waiter import Waiter
 from ivr.routing.agents import AgentDirectory, Presence
+from ivr.routing.policy import PolicyError, policy_from_mapping
 from ivr.routing.router import AgentState, Offer, Policy, Router, WaitingCall
 from ivr.routing.screenpop import POPS_CHANNEL, build_pop
 from ivr.voice.flow import Hold
@@ -66,7 +68,9 @@ class Bookkeeping:
         self.directory = directory
         self.hold = hold
         self.save = save
-        self.router = Router(policy or Policy())
+        self.router = Router(policy or policy_from_settings(settings))
+        self._learned: collections.OrderedDict[str, None] = collections.OrderedDict()
+        """Call ids of contacts whose disposition the value model has learned (bounded)."""
         self.seats: dict[str, Seat] = {}
         self.by_device: dict[str, str] = {}
         self.waiters: dict[str, Waiter] = {}
@@ -120,9 +124,28 @@ class Bookkeeping:
         call.queued_at = call.queued_at or time.time()
         waiting = WaitingCall(id=call.call_id, skill=skill, enqueued_at=call.queued_at, language=call.language,
                               dialect=call.dialect, vip=call.tier == "vip", priority=priority, owner=owner,
-                              queue=queue, patience_s=patience[0] if patience[1] != "default" else None)
+                              queue=queue, patience_s=patience[0] if patience[1] != "default" else None,
+                              tier=call.tier if call.tier in ("standard", "gold", "vip") else None)
         self.waiters[call.call_id] = Waiter(call, waiting, patience_s=patience[0], patience_source=patience[1],
                                             customer=customer, history=list(history or []))
+        self.learn(history or [], skill)
+
+    def learn(self, contacts: list[Contact], default_skill: str = "") -> None:
+        """Teach the value model the dispositions of a caller's contact history (each contact once).
+
+        A contact's skill is its queue (else ``default_skill``); an unknown disposition is skipped with a warning
+        naming the field, never raised into call handling."""
+        triples = []
+        for contact in contacts:
+            key = contact.call_id or f"{contact.agent}:{contact.at}"
+            if not contact.agent or not contact.disposition or key in self._learned:
+                continue
+            self._learned[key] = None
+            while len(self._learned) > 100_000:
+                self._learned.popitem(last=False)
+            triples.append((contact.agent, contact.queue or default_skill, contact.disposition))
+        for problem in self.router.model.learn_all(triples):
+            log.warning("contact history: %s", problem)
 
     async def request_callback(self, call: CallRecord, queue: str, skill: str | None = None, priority: int = 0,
                                customer: Customer | None = None, history: list[Contact] | None = None) -> bool:
@@ -162,7 +185,9 @@ class Bookkeeping:
         raise NotImplementedError
 
     def _answered(self, waiter: Waiter, agent_id: str, now: float) -> None:
-        offer = self.router.answered(waiter.waiting.id)
+        # Predicted free: the running average handle time, plus after-call work (what a hold weighs).
+        offer = self.router.answered(waiter.waiting.id,
+                                     free_at=now + self.stats.handle_s + self.settings.acd_wrap_up_s)
         agent_id = offer.agent_id if offer else agent_id
         call = waiter.call
         call.agent, call.outcome, call.answered_at = agent_id, Outcome.ANSWERED, now
@@ -268,9 +293,17 @@ class Bookkeeping:
     # --- presence
 
     def _sync(self, seat: Seat, now: float) -> None:
-        """Tell the router whether the agent can take a call now."""
+        """Tell the router whether the agent can take a call now, and, when busy on a call or in after-call
+        work, when they are predicted free (the router may hold a caller for them)."""
         if seat.agent.id in self.router.agents:
-            self._run(self.router.set_ready(seat.agent.id, seat.routable, now, seat.shown))
+            free_at: float | None = None
+            if not seat.routable and seat.status is Presence.READY:
+                if seat.activity == "wrap_up":
+                    free_at = seat.wrap_until
+                elif seat.activity == "on_call":
+                    known = self.router.agents[seat.agent.id].free_at
+                    free_at = known if known is not None else now + self.stats.handle_s + self.settings.acd_wrap_up_s
+            self._run(self.router.set_ready(seat.agent.id, seat.routable, now, seat.shown, free_at=free_at))
 
     def _set_activity(self, seat: Seat, activity: str, call_id: str) -> None:
         if (seat.activity, seat.call_id) == (activity, call_id):
@@ -378,4 +411,57 @@ class Bookkeeping:
                         for w in self.waiters.values() if w.waiting.id in self.router.waiting},
             "offers": {o.call_id: o.agent_id for o in self.router.offers.values()},
             "answered": self.stats.answered, "ronas": self.stats.ronas,
+            "decisions": self.decisions(),
+            "service_levels": {queue: round(level, 3) for queue in {w.waiting.queue for w in self.waiters.values()}
+                               if (level := self.router.service_level(queue)) is not None},
         }
+
+    def decisions(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The live routing decisions, for the supervisor wall: per waiting or offered call, its queue, the value
+        estimate of the match (offered) and why it waits (held for a better agent, widened, nobody free)."""
+        now = time.time() if now is None else now
+        shown: list[dict[str, Any]] = []
+        for waiter in self.waiters.values():
+            call_id = waiter.waiting.id
+            entry: dict[str, Any] = {"call_id": call_id, "queue": waiter.waiting.queue,
+                                     "waited_s": int(max(0.0, now - waiter.waiting.enqueued_at))}
+            offer = self.router.offers.get(call_id)
+            waiting = self.router.waiting.get(call_id)
+            if offer is not None:
+                entry.update(state="offered", agent=offer.agent_id, rule=offer.rule,
+                             fcr=None if offer.fcr != offer.fcr else round(offer.fcr, 3),
+                             value=None if offer.value != offer.value else round(offer.value, 3),
+                             why=offer.why[-1] if offer.why else "")
+            elif waiting is not None:
+                held = waiting.held_for is not None
+                entry.update(state="held" if held else "waiting", agent=waiting.held_for, level=int(waiting.level),
+                             why=waiting.hold_note if held else
+                             f"level {int(waiting.level)}: no qualified agent free")
+            else:
+                continue
+            shown.append(entry)
+        return shown[:200]
+
+
+def policy_from_settings(settings: Settings) -> Policy:
+    """The routing policy the settings describe (``IVR_ROUTING_*``, and the policy file if one is named).
+
+    A bad value is refused with a message naming the field and the defaults are used instead: the ACD keeps
+    routing (and nobody waiting is dropped) while someone fixes the file."""
+    data: dict[str, Any] = {
+        "service_level": [settings.routing_service_level, settings.routing_service_level_s],
+        "queue_service_levels": dict(settings.routing_queue_service_levels),
+        "hold_max_s": settings.routing_hold_max_s,
+        "hold_patience_share": settings.routing_hold_patience_share,
+        "outcome": dict(settings.routing_outcome),
+    }
+    try:
+        if settings.routing_policy_file is not None:
+            data.update(json.loads(settings.routing_policy_file.read_text(encoding="utf-8")))
+        return policy_from_mapping(data)
+    except PolicyError as exc:
+        log.error("%s; routing with the default policy", exc)
+    except (OSError, ValueError) as exc:
+        log.error("routing policy file %s not read (%s); routing with the default policy",
+                  settings.routing_policy_file, exc)
+    return Policy()

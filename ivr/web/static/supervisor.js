@@ -5,6 +5,7 @@ import { api, connectSocket } from './lib/backend.js';
 import { boot } from './lib/boot.js';
 import { byTestId, el, fill } from './lib/dom.js';
 import { bar, duration, percent } from './lib/format.js';
+import { showMedia } from './lib/media.js';
 import { startPage } from './lib/page.js';
 
 const GROUPS = [
@@ -16,7 +17,14 @@ const SERVICE_TARGET = 80;
 
 boot(() => startPage({ roles: ['supervisor', 'admin'], onReady }));
 
+const NAVIGATION_REFRESH_MS = 5 * 60 * 1000;
+
 function onReady() {
+  // Navigation over the archive (drawn on the server): slow-moving numbers, refreshed every few minutes.
+  const chart = () => showMedia(byTestId('wall-navigation-chart'), '/api/reports/navigation.svg?by=node&since=7d')
+    .catch(() => {}); // the wall matters more than its chart
+  chart();
+  setInterval(chart, NAVIGATION_REFRESH_MS);
   connectSocket({
     onMessage(message) {
       if (message.type === 'wall' && message.wall) render(message.wall);
@@ -52,6 +60,7 @@ function render(wall) {
   renderQueues(queues);
   renderAgents(agents);
   renderIvr(ivr);
+  renderDecisions(wall.decisions || []);
   const updated = byTestId('wall-updated');
   const at = wall.at ? new Date(Number(wall.at) * 1000) : new Date();
   updated.textContent = at.toLocaleTimeString('en-GB');
@@ -102,8 +111,28 @@ function renderQueues(queues) {
       el('div', {}, el('dt', { text: 'Service level' }),
         el('dd', { testid: 'queue-sl', class: level !== null && level < SERVICE_TARGET ? 'bad' : '' },
           level === null ? '—' : `${level}%`,
-          level === null ? null : bar(level / 100, level < SERVICE_TARGET ? 'bar-low' : 'bar-high')))));
+          level === null ? null : bar(level / 100, level < SERVICE_TARGET ? 'bar-low' : 'bar-high'))),
+      el('div', {}, el('dt', { text: 'First-contact resolution' }),
+        el('dd', { testid: 'queue-fcr', text: percent(q.fcr) === null ? '—' : `${percent(q.fcr)}%` }))));
   }));
+}
+
+// Live routing decisions: the value estimate of each offer, and why a caller is held or widened.
+function renderDecisions(decisions) {
+  const box = byTestId('wall-decisions');
+  if (!box) return;
+  if (!decisions.length) {
+    fill(box, el('p', { class: 'muted', text: 'No routing decisions in progress.' }));
+    return;
+  }
+  fill(box, el('ul', { class: 'decisions' }, decisions.map((d) => el('li', {
+    testid: `wall-decision-${d.call_id}`, data: { state: d.state || '', queue: d.queue || '' },
+  },
+  el('strong', { text: `${d.queue || 'general'} · ${d.state || ''}${d.agent ? ` → ${d.agent}` : ''}` }),
+  el('span', { class: 'muted', text: ` waited ${duration(Number(d.waited_s) || 0, { short: true })}` }),
+  d.value === null || d.value === undefined ? null
+    : el('span', { testid: 'decision-value', text: ` · value ${Number(d.value).toFixed(2)} (resolution ${percent(d.fcr)}%)` }),
+  el('div', { class: 'muted', testid: 'decision-why', text: d.why || '' })))));
 }
 
 function renderAgents(agents) {

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.routing import (
+from bench.routing import acd_throughput, decision_latency
+from bench.routing_day import (
     STRATEGIES,
     DayCall,
     DayParams,
     DayRun,
-    acd_throughput,
     day_metrics,
-    decision_latency,
+    erlang_c_staff,
     make_day,
     simulate,
 )
@@ -115,14 +115,20 @@ def test_caller_abandons_exactly_when_the_wait_would_exceed_the_patience(strateg
 # --- the router in the simulation
 
 
-def test_router_holds_a_call_for_proficiency_then_widens() -> None:
+def test_router_holds_a_call_for_a_strong_agent_then_widens_at_the_hold_limit() -> None:
     agents = [agent("expert", {"loans": 8}), agent("junior", {"loans": 3})]
     run = simulate("router", agents, [call("c1", 0, talk=600), call("c2", 1)])
     second = run.outcomes[1]
-    assert second.agent == "junior" and second.level == Level.ANY_PROFICIENCY
-    # the proficiency wait, not the expert's 610 s
-    assert second.answered_at == pytest.approx(1 + Policy().widen_proficiency_after_s)
+    assert second.agent == "junior" and second.level == Level.ANY_LANGUAGE
+    # the hold limit (the patience knob), not the expert's 610 s
+    assert second.answered_at == pytest.approx(1 + Policy().hold_max_s)
     assert who(simulate("leastrecent", agents, [call("c1", 0, talk=600), call("c2", 1)]))["c2"] == "junior"
+
+
+def test_router_knob_zero_takes_the_free_agent_at_once() -> None:
+    agents = [agent("expert", {"loans": 8}), agent("junior", {"loans": 3})]
+    run = simulate("router", agents, [call("c1", 0, talk=600), call("c2", 1)], knob=0)
+    assert (run.outcomes[1].agent, run.outcomes[1].answered_at) == ("junior", 1)
 
 
 def test_router_prefers_the_dialect_and_the_case_owner() -> None:
@@ -167,19 +173,41 @@ def test_the_router_day_on_the_same_script() -> None:
     m = day_metrics(run, agents)
     assert m["owner_rate"] == 1.0
     assert m["skill_match_rate"] == 0.5  # d2 (after widening) and d3 (to its owner) went to y
-    assert m["wait_avg_s"] == round(Policy().widen_proficiency_after_s / 4, 1)
-    assert m["answered_by_level"]["any_proficiency"] == 1
+    assert m["wait_avg_s"] == round(Policy().hold_max_s / 4, 1)
+    assert m["answered_by_level"]["any_language"] == 1
 
 
 def test_the_day_is_reproducible_and_has_the_asked_mix() -> None:
-    params = DayParams(hours=2, agents=20)
-    agents, calls = make_day(params)
-    assert (agents, calls) == make_day(params)
-    assert 0.05 < sum(c.vip for c in calls) / len(calls) < 0.15
+    params = DayParams(hours=2, calls_per_hour=400)
+    day = make_day(params)
+    again = make_day(params)
+    assert (day.agents, day.calls, day.shifts) == (again.agents, again.calls, again.shifts)
+    calls = day.calls
+    assert 0.02 < sum(c.vip for c in calls) / len(calls) < 0.09
     assert 0.2 < sum(c.dialect is not None for c in calls) / len(calls) < 0.4
-    assert 0.05 < sum(c.owner is not None for c in calls) / len(calls) < 0.15
+    assert 0.06 < sum(c.owner is not None for c in calls) / len(calls) < 0.18
     assert all(0 <= c.arrival < 2 * 3600 for c in calls)
-    assert all(a.skills.get(c.skill, 0) >= 5 for c in calls if c.owner for a in agents if a.id == c.owner)
+    by_id = {a.id: a for a in day.agents}
+    assert all(by_id[c.owner].skills.get(c.skill, 0) >= 5 for c in calls if c.owner)
+    # Staffing follows the intraday curve: the 10:00 peak needs more agents than 09:00.
+    assert day.shifts[1] > day.shifts[0] and len(day.agents) == max(day.shifts)
+
+
+def test_erlang_c_staffing_matches_the_textbook() -> None:
+    # 100 calls in 30 min of 180 s = 10 erlangs; Erlang C gives 80/20 with 14 agents (SL 0.87), 13 is short.
+    assert erlang_c_staff(200, 180, 0.80, 20) == 14
+    assert erlang_c_staff(0.1, 180) == 1
+
+
+def test_a_day_with_match_effects_resolves_and_repeats() -> None:
+    params = DayParams(hours=2, calls_per_hour=300, seed=3)
+    day = make_day(params)
+    run = simulate("fewestcalls", day.agents, day.calls, day=day, seed=3)
+    m = day_metrics(run, day.agents)
+    assert 0.5 < m["fcr"] < 0.9
+    assert m["repeats"] > 0 and m["calls"] == m["first_contacts"] + m["repeats"]
+    repeats = [o for o in run.outcomes if o.call.repeat_of]
+    assert sum(o.call.owner is not None for o in repeats) / len(repeats) > 0.5  # mostly a follow-up case
 
 
 # --- the latency and throughput harness, small

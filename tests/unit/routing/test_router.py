@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.routing.router import AgentState, Level, Policy, Router, WaitingCall
+from ivr.routing.router import AgentState, Level, Policy, Router, ServiceLevel, WaitingCall
 
-POLICY = Policy(min_proficiency=5, widen_proficiency_after_s=30, widen_language_after_s=60, overflow_after_s=120)
+# The widening rules alone: holds for a better agent (and the guard's widening at the hold deadline) out of the way.
+POLICY = Policy(min_proficiency=5, widen_proficiency_after_s=30, widen_language_after_s=60, overflow_after_s=120,
+                hold_max_s=1000, hold_patience_share=1.0, hold_default_patience_s=1000,
+                service_level=ServiceLevel(0.8, 1000), vip_overflow_after_s=1000)
 
 
 def agent(agent_id: str, *, idle: float = 0.0, ready: bool = True, **kwargs) -> AgentState:  # type: ignore[no-untyped-def]
@@ -107,8 +113,11 @@ def test_dialect_breaks_a_proficiency_tie() -> None:
     assert "dialect gyeongsang matched" in offer.why[-1]
 
 
-def test_proficiency_outranks_dialect() -> None:
+def test_value_weighs_proficiency_against_dialect() -> None:
+    # The dialect is worth dialect_match / proficiency = 2.5 proficiency points in the default model.
     r = router(agent("expert", skills={"loans": 9}), agent("local", skills={"loans": 7}, dialects={"jeolla"}))
+    assert only(r.enqueue(call(dialect="jeolla", at=1), now=1)).agent_id == "local"
+    r = router(agent("expert", skills={"loans": 10}), agent("local", skills={"loans": 7}, dialects={"jeolla"}))
     assert only(r.enqueue(call(dialect="jeolla", at=1), now=1)).agent_id == "expert"
 
 
@@ -225,7 +234,9 @@ def test_enqueueing_the_same_call_twice_is_an_error() -> None:
 def test_decision_explains_who_and_why() -> None:
     r = router(agent("A1", skills={"loans": 8}, dialects={"gyeongsang"}, idle=0))
     offer = only(r.enqueue(call(dialect="gyeongsang", at=12), now=12))
-    assert offer.why[-1] == "chose A1 (skill loans 8, dialect gyeongsang matched, idle 12 s)"
+    assert offer.why[-1] == ("chose A1 (skill loans 8, dialect gyeongsang matched, idle 12 s); value 0.82 "
+                             "(first-contact resolution 82% from proficiency prior, weight 1)")
+    assert offer.fcr == pytest.approx(1 / (1 + math.exp(-(math.log(0.7 / 0.3) + 0.12 * 3 + 0.3))))
 
 
 # --- properties over random event sequences

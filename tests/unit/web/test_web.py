@@ -356,9 +356,12 @@ async def test_wall_counts_queues_agents_and_ivr_nodes(redis_db) -> None:  # typ
     assert wall.on_event({"type": "call.answered", "call_id": "a1", "agent": "A1001"}, now)
     await wall.record_outcome("a1", "call.answered", now)
     built = await wall.build(now)
-    assert built["queues"] == {"general": {"waiting": 0, "longest_wait_s": 0, "service_level": None},
-                               "cards": {"waiting": 2, "longest_wait_s": 42, "service_level": None},
-                               "loans": {"waiting": 0, "longest_wait_s": 0, "service_level": 1.0}}
+    assert built["queues"] == {"general": {"waiting": 0, "longest_wait_s": 0, "service_level": None, "fcr": None},
+                               "cards": {"waiting": 2, "longest_wait_s": 42, "service_level": None, "fcr": None},
+                               "loans": {"waiting": 0, "longest_wait_s": 0, "service_level": 1.0, "fcr": None}}
+    # First-contact resolution comes from the agents' dispositions once they give them.
+    await redis_db.set("ivr:disposition:a1", json.dumps({"call_id": "a1", "disposition": "resolved"}))
+    assert (await wall.build(now))["queues"]["loans"]["fcr"] == 1.0
     assert built["agents"] == {"A1001": {"name": "박지훈", "shown": "ringing", "device_state": "RINGING"}}
     assert built["ivr"] == {"main_menu": 2} and built["at"] == now
 

@@ -1,6 +1,7 @@
 // Whether Publish is possible now, and why not: unchanged, being checked, errors, no comment, publishing.
 
 import { byTestId } from '../lib/dom.js';
+import { showReplayFor } from './replay.js';
 import { editor, state } from './state.js';
 
 export function publishBlocker() {
@@ -19,6 +20,7 @@ export function updatePublish() {
   const blocker = publishBlocker();
   const button = byTestId('publish');
   button.disabled = Boolean(blocker);
+  if (state.live && editor().value !== state.live.text) showReplayFor(editor().value); // the evidence, once per text
   byTestId('publish-hint').textContent = blocker
     || `Publishes version ${nextNumber()}: new calls follow it at once; calls in progress keep theirs.`;
 }

@@ -6,12 +6,13 @@ import { byTestId, el, fill } from '../lib/dom.js';
 import { renderCheck } from './check.js';
 import { pollLive } from './flows.js';
 import { publishBlocker, updatePublish } from './gate.js';
+import { askOverride } from './replay.js';
 import { showDiff } from './history.js';
 import { renderLive } from './live.js';
 import { dirty, editor, flowPath, newVersionLive, state } from './state.js';
 
-export async function publish(event) {
-  event.preventDefault();
+export async function publish(event, override = null) {
+  if (event) event.preventDefault();
   if (publishBlocker()) return;
   const text = editor().value;
   const comment = byTestId('publish-comment').value.trim();
@@ -22,7 +23,7 @@ export async function publish(event) {
   state.publishing = true;
   updatePublish();
   try {
-    const version = await api(flowPath('/publish'), { method: 'POST', body: { text, comment, base: state.base }, quiet: true });
+    const version = await api(flowPath('/publish'), { method: 'POST', body: { text, comment, base: state.base, ...(override ? { override } : {}) }, quiet: true });
     hideError();
     state.live = { ...version, text };
     state.base = version.number;
@@ -45,6 +46,10 @@ export async function publish(event) {
         el('button', { type: 'button', class: 'btn btn-sm', onclick: () => showDiff(state.base, data.live) },
           `See what changed in version ${data.live}`),
         ' Your text stays in the editor.'));
+    }
+    if (error.status === 422 && data.field === 'override') {
+      form.dataset.state = 'needs-override'; // the replay breaks more turns than it fixes: say why, or fix it
+      askOverride(data, (why) => publish(null, why));
     }
     if (error.status === 422 && Array.isArray(data.problems)) {
       state.checked = { text, ok: false, problems: data.problems, graph: state.checked && state.checked.graph };
