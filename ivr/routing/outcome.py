@@ -10,7 +10,8 @@ A small Bayesian model, inspectable by hand (numpy only):
   dialect spoken (+), their language not spoken (−), the agent owning the caller's open case (+);
 - the pair's *value* is that probability weighted by who the caller is (VIP, gold: their coefficients), and a
   caller's *score* for an agent adds urgency (the wait, against the service-level threshold and the caller's
-  own patience), so a line never starves for the sake of a better match.
+  own patience), so a line never starves for the sake of a better match; callers still inside the threshold
+  come first, the least time left first (the service-level priority), so value never costs the service level.
 
 Coefficients live in the settings (``ivr.routing.policy.Coefficients``); every routing decision carries its
 estimate (``Estimate.describe``).
@@ -174,11 +175,21 @@ class OutcomeModel:
         return 1.0
 
     def urgency(self, waited_s: float, threshold_s: float, patience_s: float | None) -> float:
-        """Score from waiting: per service-level threshold waited, and per patience waited (when known)."""
+        """Score from waiting: per service-level threshold waited, and per patience waited (when known); and,
+        while the caller is still inside the threshold, the service-level priority, growing as the threshold nears.
+
+        Why the step at the threshold: a caller answered at 19 s counts for the service level, one answered at
+        25 s does not, whoever answers them. When an agent frees up with both waiting, taking the one who can
+        still make it (the least time left first: earliest deadline) keeps more callers inside the target than
+        first-come-first-served, let alone most-value-first; callers past the threshold come next, by value and
+        wait, and the patience widening and the callback offer protect them from waiting too long."""
         waited = max(0.0, waited_s)
-        score = self.c.urgency_per_threshold * waited / max(threshold_s, 1e-9)
+        share = waited / max(threshold_s, 1e-9)
+        score = self.c.urgency_per_threshold * share
         if patience_s:
             score += self.c.urgency_per_patience * waited / patience_s
+        if share < 1:
+            score += self.c.service_level_priority * (1 + share)
         return score
 
     def estimate(self, pair: Pair, weight: float) -> Estimate:

@@ -69,6 +69,11 @@ class Coefficients:
     """Score a caller gains per service-level threshold waited (20 s): keeps the line moving."""
     urgency_per_patience: float = 0.5
     """Score a caller gains per patience waited: the impatient come first among equals."""
+    service_level_priority: float = 5.0
+    """Score a caller gains while still inside their queue's service-level threshold, growing to twice that as the
+    threshold nears (``ivr.routing.outcome.OutcomeModel.urgency``): a caller who can still be answered in time
+    comes before one who cannot, the one with the least time left first. Above the largest value of a match
+    (a VIP's, about 2), so it dominates value except between callers a few seconds apart. 0 = off."""
 
     def check(self) -> None:
         if not 0 < self.base_fcr < 1:
@@ -77,7 +82,8 @@ class Coefficients:
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise PolicyError(f"outcome.{f.name}", f"{value!r} is not a finite number")
-        for name in ("prior_contacts", "vip_weight", "gold_weight", "urgency_per_threshold", "urgency_per_patience"):
+        for name in ("prior_contacts", "vip_weight", "gold_weight", "urgency_per_threshold", "urgency_per_patience",
+                     "service_level_priority"):
             if getattr(self, name) < 0:
                 raise PolicyError(f"outcome.{name}", f"{getattr(self, name)!r} is negative")
 

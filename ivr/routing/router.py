@@ -11,8 +11,9 @@ Rules, in order (the issue's words, and what they mean here):
    the caller's dialect, the longest idle), the one whose match is worth most: the chance the contact is
    resolved first time (``ivr.routing.outcome``: proficiency, language, dialect, case ownership and the
    agent's own learned record) times the caller's value (tier). An agent coming free takes, among the
-   waiting callers they qualify for (VIP and flow priority first), the one for whom they add the most value
-   plus urgency (the wait against the service-level threshold and the caller's patience).
+   waiting callers they qualify for (VIP and flow priority first), the one with the highest score: callers
+   still inside their queue's service-level threshold first, the least time left first (the service-level
+   priority), then the value the agent adds plus urgency (the wait against the threshold and the patience).
 4. **Widening.** A call's requirement relaxes as it waits, so nobody waits forever for a
    perfect match: level 0 needs ``min_proficiency`` and the caller's language; level 1
    (after ``widen_proficiency_after_s``) any proficiency; level 2 (after
@@ -518,7 +519,8 @@ class Router:
     # --- matching an agent
 
     def _match_agent(self, agent: AgentState, now: float) -> Offer | None:
-        """The waiting call an agent who just became free adds most value to (VIP and priority first)."""
+        """The waiting call an agent who just became free should take: VIP and priority first, then the highest
+        score (inside the service-level threshold, the least time left first; then value plus urgency)."""
         owned = [self.waiting[c] for c in self._by_owner.get(agent.id, ()) if agent.id not in self.waiting[c].excluded]
         if owned:
             call = min(owned, key=WaitingCall.order)
@@ -541,8 +543,13 @@ class Router:
         # A VIP call reaches a non-VIP agent only when no VIP-eligible agent qualifies: the matching
         # is maximal, so had one been free the call would not be waiting.
         self._unindex_call(best)
+        threshold = self.policy.target(best.queue).within_s
+        left = best.enqueued_at + threshold - now
+        chosen = (f"the one most at risk of missing the service level ({left:.0f} s of {threshold:g} s left), "
+                  "then most value" if self.model.c.service_level_priority > 0 and left > 0
+                  else "the one it adds most value to")
         why = [self._level_note(best, now) or "",
-               f"{agent.id} became free; of {len(calls)} waiting calls it qualifies for, the one it adds most value to"]
+               f"{agent.id} became free; of {len(calls)} waiting calls it qualifies for, {chosen}"]
         if best.owner and best.owner != agent.id:
             why.insert(0, f"case owner {best.owner} skipped: {self._unavailable(best.owner, best)}")
         rule = "overflow" if best.level is Level.ANY_AGENT else ("vip" if best.vip and agent.vip else "best match")

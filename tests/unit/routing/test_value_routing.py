@@ -265,3 +265,56 @@ def test_agent_with_no_skills_takes_overflow_calls_only() -> None:
     assert r.tick(Policy().overflow_after_s - 1) == []
     offer = r.tick(Policy().overflow_after_s)[0]
     assert (offer.agent_id, offer.rule, offer.level) == ("empty", "overflow", Level.ANY_AGENT)
+
+
+# --- the service-level priority: who a freed agent takes
+
+
+def line_for_one_agent(policy: Policy, callers: list[WaitingCall]) -> Router:
+    """Callers in line (enqueued with nobody free, no holds), then one loans agent about to come free."""
+    r = Router(policy)
+    r.upsert_agent(AgentState("A1", {"loans": 7, "fraud": 7}, ready=False, status="on_call"), 0)
+    for call in callers:
+        assert r.enqueue(call, call.enqueued_at) == []
+    return r
+
+
+def test_a_freed_agent_takes_the_caller_who_can_still_make_the_service_level_before_a_more_valuable_late_one() \
+        -> None:
+    # At 30 s: the gold caller has waited 25 s (past 20 s, lost to the service level whoever answers now), the
+    # standard caller 18 s (2 s left). Value and wait alone favour the gold caller; the service level does not.
+    callers = [WaitingCall("gold_late", "loans", 5, queue="loans", tier="gold", patience_s=300),
+               WaitingCall("std_in_time", "loans", 12, queue="loans", patience_s=300)]
+    offer = line_for_one_agent(Policy(), callers).set_ready("A1", True, 30)[0]
+    assert offer.call_id == "std_in_time"
+    assert "most at risk of missing the service level (2 s of 20 s left)" in " ".join(offer.why)
+    off = Policy(outcome=Coefficients(service_level_priority=0))
+    assert line_for_one_agent(off, [WaitingCall(c.id, c.skill, c.enqueued_at, queue=c.queue, tier=c.tier,
+                                                patience_s=c.patience_s) for c in callers]) \
+        .set_ready("A1", True, 30)[0].call_id == "gold_late"
+
+
+def test_inside_the_threshold_the_least_time_left_comes_first_over_value() -> None:
+    # Both inside 20 s: the gold caller (1 s waited) is worth more, the standard caller (8 s) has less time left.
+    callers = [WaitingCall("std_8s", "loans", 22, queue="loans", patience_s=300),
+               WaitingCall("gold_1s", "loans", 29, queue="loans", tier="gold", patience_s=300)]
+    assert line_for_one_agent(Policy(), callers).set_ready("A1", True, 30)[0].call_id == "std_8s"
+
+
+def test_the_time_left_is_against_each_queue_s_own_threshold() -> None:
+    # fraud at 90/10: 8 s waited leaves 2 s; loans at 80/20: the gold caller's 12 s waited leave 8 s.
+    policy = Policy(queue_service_levels={"fraud": ServiceLevel(0.9, 10)})
+    callers = [WaitingCall("loans_12s", "loans", 18, queue="loans", tier="gold", patience_s=300),
+               WaitingCall("fraud_8s", "fraud", 22, queue="fraud", patience_s=300)]
+    assert line_for_one_agent(policy, callers).set_ready("A1", True, 30)[0].call_id == "fraud_8s"
+
+
+def test_urgency_steps_down_at_the_threshold_and_keeps_growing_after() -> None:
+    model = OutcomeModel()
+    inside = [model.urgency(w, 20, None) for w in (0, 10, 19.9)]
+    after = [model.urgency(w, 20, None) for w in (20, 40, 80)]
+    assert inside == sorted(inside) and after == sorted(after)
+    assert min(inside) > max(after[:2])  # anyone who can still make it comes first (up to 40 s waited here)
+    assert min(inside) > model.c.vip_weight  # and it outweighs any match's value (at most a VIP's weight)
+    with pytest.raises(PolicyError, match="service_level_priority"):
+        policy_from_mapping({"outcome": {"service_level_priority": -1}})
