@@ -114,8 +114,54 @@ class Settings(BaseSettings):
     archive_path: Path | None = None
     #: Days turn recordings are kept before ``ivr recordings purge-turns`` deletes them (labels and statistics stay).
     turn_audio_retention_days: int = Field(default=30, ge=1)
-    #: Service level: the share of calls a person answers within this many seconds of joining the line.
-    service_level_s: float = Field(default=20.0, gt=0)
+
+    # --- secure card capture (ivr/privacy/, the flow's secure_digits nodes)
+    #: Where a secure node's digits go: POST {"what", "digits"} -> {"verified": bool}. Empty: the demo verifier on
+    #: this controller's web app (Luhn and expiry, loopback only); a deployment names its payment processor's service.
+    card_verifier_url: str = ""
+    #: Seconds the verifier has to answer; then the caller is told and offered a person.
+    card_verifier_timeout_s: float = Field(default=3.0, gt=0, le=30)
+
+    # --- call recordings (ivr/recordings/): the index /qa searches, the chained manifest, retention, encryption
+    #: The index of call recordings (SQLite); None: ``run_dir/recordings.sqlite3``.
+    recordings_index_path: Path | None = None
+    #: The chained SHA-256 manifest (``ivr recordings verify``); None: ``recordings_dir/manifest.jsonl``.
+    recordings_manifest_path: Path | None = None
+    #: Days call recordings are kept before ``ivr recordings purge`` removes them (a legal hold keeps one longer).
+    call_recording_retention_days: int = Field(default=5 * 365, ge=1)
+    #: AES-256 key (URL-safe base64, ``ivr recordings keygen``): recordings are encrypted at rest when set.
+    recordings_key: SecretStr | None = None
+
+    # --- quality checks on every call (ivr/recordings/quality/): the agent's talk against a per-queue checklist
+    #: The checklist (YAML; ``ivr qa check-checklist``); None: ``dialplans_dir/qa-checklist.yaml``.
+    qa_checklist_path: Path | None = None
+    #: Threads transcribing calls in the quality worker (free dictation: ~0.5 CPU-s per audio s each); 0: off.
+    qa_workers: int = Field(default=1, ge=0, le=16)
+    #: The quality worker's niceness (19: only CPU the calls leave idle; spare cores, never a call's).
+    qa_nice: int = Field(default=19, ge=0, le=19)
+    #: The quality checks' queue, scores and review list (SQLite); None: ``run_dir/quality.sqlite3``.
+    qa_db_path: Path | None = None
+
+    @cached_property
+    def card_verifier(self) -> str:
+        """The card verifier's URL: ``card_verifier_url``, else the demo verifier of this web app."""
+        return self.card_verifier_url or f"http://127.0.0.1:{self.http_port}/verify/card"
+
+    @cached_property
+    def recordings_index_file(self) -> Path:
+        return self.recordings_index_path or self.run_dir / "recordings.sqlite3"
+
+    @cached_property
+    def recordings_manifest_file(self) -> Path:
+        return self.recordings_manifest_path or self.recordings_dir / "manifest.jsonl"
+
+    @cached_property
+    def qa_checklist_file(self) -> Path:
+        return self.qa_checklist_path or self.dialplans_dir / "qa-checklist.yaml"
+
+    @cached_property
+    def qa_db_file(self) -> Path:
+        return self.qa_db_path or self.run_dir / "quality.sqlite3"
 
     @cached_property
     def archive_file(self) -> Path:

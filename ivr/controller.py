@@ -36,6 +36,10 @@ from typing import Any
 from panoramisk.message import Message
 
 from ivr.config import Settings, asterisk_path
+from ivr.privacy.redaction import warm_up as redaction_warm_up
+from ivr.privacy.verifier import HttpVerifier
+from ivr.recordings.library import CallRecorder
+from ivr.recordings.quality.worker import WorkerProcess as QualityWorkerProcess
 from ivr.records.call import CallRecord, Outcome
 from ivr.records.customer import Contact, Customer
 from ivr.records.store import CallStore, follow_channels
@@ -44,13 +48,14 @@ from ivr.routing.agents import AgentDirectory
 from ivr.routing.crm import crm_from_settings
 from ivr.routing.customers import CustomerStore
 from ivr.telephony.agi import AgiSession, CallHungUp, FastAgiServer
-from ivr.telephony.ami import AmiClient
+from ivr.telephony.ami import AmiClient, AmiError
 from ivr.telephony.audiosocket import AudioSession, AudioSocketServer, dial_format
 from ivr.voice.flow import Flow, flow_queue_name, load_flow
 from ivr.voice.navigator import Decision, DecisionKind, Navigator, Speech
 from ivr.voice.training.archiving import CallArchiver
+from ivr.voice.training.retention import DailyPurge
 from ivr.voice.validation import Context, load_context
-from ivr.voice.versions import FLOWS_CHANNEL, FlowStore, Version, renderer_prerender
+from ivr.voice.versions import FLOWS_CHANNEL, AuditLog, FlowStore, Version, renderer_prerender
 from ivr.web.app import serve_web, web_redis
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,10 @@ class Controller:
                                prerender=renderer_prerender(navigator.speech.renderer, prompt_rates(settings)))
         self.archiver = CallArchiver(settings.archive_file, FLOW_ID)
         """The durable archive of finished calls (trainer loop, reports); written in a thread, never failing a call."""
+        self.recordings = CallRecorder.from_settings(settings)
+        """Call recordings made findable at hang-up (stereo WAV, hashed into the manifest, indexed for /qa)."""
+        self.quality = QualityWorkerProcess(settings)
+        """The quality checks' worker process (niced): transcribes each recorded call's agent, scores and flags it."""
         self.acd = Acd(settings, self.ami, AgentDirectory(self.store.redis), navigator.flow.hold, self._acd_save,
                        render=navigator.speech.renderer.render_async)
         self.ami.on("*", self.on_ami_event)
@@ -91,6 +100,10 @@ class Controller:
         self.web: asyncio.Task[None] | None = None
         """The web pages' server (ivr/web/app.py), once started."""
         self._flow_updates: asyncio.Task[None] | None = None
+        self.purges = DailyPurge(settings.archive_file, settings.recordings_dir, settings.turn_audio_retention_days,
+                                 AuditLog(self.store.redis).record)
+        """Old turn audio, purged once a day in a thread (audited as ``ivr recordings purge-turns``)."""
+        self._purging: asyncio.Task[None] | None = None
 
     # --- lifecycle
 
@@ -100,6 +113,8 @@ class Controller:
         except Exception as exc:  # Redis unreachable: the flow file, until Redis is back
             log.warning("flow versions unavailable (%s): running %s from its file", exc, self.navigator.flow.id)
         self._flow_updates = asyncio.create_task(self._flow_feed(), name="flow-updates")
+        self._purging = asyncio.create_task(self.purges.run(), name="turn-audio-purge")
+        self.quality.start()
         if not self.settings.ami_secret.get_secret_value():
             log.error("IVR_AMI_SECRET is empty: run `ivr setup`; AMI stays disconnected, calls still work")
         else:
@@ -112,10 +127,12 @@ class Controller:
         self.web = serve_web(self.settings, self.web_redis, self.acd)
 
     async def stop(self) -> None:
-        if self._flow_updates is not None:
-            self._flow_updates.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._flow_updates
+        await self.quality.stop()
+        for task in (self._flow_updates, self._purging):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self.web is not None:
             self.web.cancel()  # closes the pages' sockets and stops listening, within a few seconds
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -194,7 +211,7 @@ class Controller:
         current = self.navigator
         return Navigator(flow, current.speech, current.recordings_dir, customers=self.customers.by_phone,
                          on_listen=self.on_listen, on_turn=self.store.append_turn,
-                         on_prompt_done=self.on_prompt_done)
+                         on_prompt_done=self.on_prompt_done, verify=current.verify, recording=current.recording)
 
     async def _flow_feed(self) -> None:
         """Follow publishes (ivr:flows); after a lost subscription, catch up with what went live meanwhile."""
@@ -364,6 +381,7 @@ class Controller:
                 call.outcome = Outcome.ABANDONED
             self.calls.pop(call.call_id, None)
             self._later(self.archiver.archive(call, self.navigator.flow.agent_intent))
+            self._later(self.recordings.finish(call))
             if call.customer:
                 self._later(self._remember_contact(call))
         else:
@@ -396,6 +414,47 @@ class Controller:
             log.warning("call %s: contact history not written (%s)", call.call_id, exc)
 
 
+class AmiRecordingPause:
+    """The call recording (the dialplan's MixMonitor) muted in both directions while a secure node collects card data.
+
+    ``IVR_SECURE`` on the channel says a mute is (or may be) on: set before muting, cleared only after unmuting. If
+    the controller dies or loses AMI in between, the variable is still set when the call leaves the AGI, and the
+    dialplan restarts the recording on the same file (asterisk_conf/extensions.conf, [hotline]): the recording is
+    never left muted, and the keys, pressed while it was muted, are never in it.
+    """
+
+    def __init__(self, ami: AmiClient, timeout_s: float = 2.0) -> None:
+        self.ami = ami
+        self.timeout_s = timeout_s
+
+    async def pause(self, call: CallRecord) -> bool:
+        if not call.channel:
+            return False
+        try:
+            await self.ami.action({"Action": "Setvar", "Channel": call.channel, "Variable": "IVR_SECURE",
+                                   "Value": "1"}, timeout=self.timeout_s)
+            await self._mute(call, True)
+        except AmiError as exc:
+            log.error("call %s: recording not muted (%s): no card data is taken", call.call_id, exc)
+            return False
+        return True
+
+    async def resume(self, call: CallRecord) -> bool:
+        try:
+            await self._mute(call, False)
+            await self.ami.action({"Action": "Setvar", "Channel": call.channel, "Variable": "IVR_SECURE",
+                                   "Value": ""}, timeout=self.timeout_s)
+        except AmiError as exc:
+            log.warning("call %s: recording not unmuted by the controller (%s): the dialplan resumes it",
+                        call.call_id, exc)
+            return False
+        return True
+
+    async def _mute(self, call: CallRecord, on: bool) -> None:
+        await self.ami.action({"Action": "MixMonitorMute", "Channel": call.channel, "Direction": "both",
+                               "State": "1" if on else "0"}, timeout=self.timeout_s)
+
+
 def prompt_rates(settings: Settings) -> tuple[int, ...]:
     """The rates prompts are rendered at ahead of calls: 16 kHz too when wideband callers are heard in HD."""
     return (8000, 16000) if settings.wideband else (8000,)
@@ -421,4 +480,7 @@ def build_controller(settings: Settings) -> Controller:
     navigator.on_prompt_done = controller.on_prompt_done
     navigator.on_turn = controller.store.append_turn
     navigator.customers = controller.customers.by_phone
+    navigator.verify = HttpVerifier(settings.card_verifier, settings.card_verifier_timeout_s)
+    redaction_warm_up()  # before the first call: the first redaction would otherwise stall the event loop ~1 s
+    navigator.recording = AmiRecordingPause(controller.ami)
     return controller

@@ -11,7 +11,8 @@ from ivr.cli.common import app
 # isort: off
 from ivr.cli import stack, call, audit
 from ivr.cli import models, customers, agents, dialplan, users
-from ivr.cli import report
+from ivr.cli import report, recordings, qa
 # isort: on
 
-__all__ = ["agents", "app", "audit", "call", "customers", "dialplan", "models", "report", "stack", "users"]
+__all__ = ["agents", "app", "audit", "call", "customers", "dialplan", "models", "qa", "recordings", "report", "stack",
+           "users"]

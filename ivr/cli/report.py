@@ -13,6 +13,7 @@ import typer
 
 from ivr.cli.common import app, fail, record_audit, with_redis
 from ivr.config import load_settings
+from ivr.privacy.redaction import redact
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -31,6 +32,7 @@ Since = Annotated[str, typer.Option(help="window: a span back from now (7d, 12h,
 def _service() -> TrainerService:
     from ivr.records.archive import Archive
     from ivr.voice.training.service import TrainerService
+    from ivr.web.trainer import service_level_targets
 
     settings = load_settings()
     archive = Archive(settings.archive_file)
@@ -38,7 +40,7 @@ def _service() -> TrainerService:
         archive.query("SELECT 1")
     except Exception as exc:
         fail(f"archive {settings.archive_file}: {exc}")
-    return TrainerService(archive, settings.recordings_dir, settings.service_level_s)
+    return TrainerService(archive, settings.recordings_dir, service_level_targets(settings))
 
 
 def _since(text: str) -> float:
@@ -48,6 +50,11 @@ def _since(text: str) -> float:
         return parse_since(text)
     except ValueError as exc:
         fail(str(exc))
+
+
+def exported(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as every export writes them: each text cell through the redaction step (ivr.privacy.redaction)."""
+    return [{k: redact(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
 
 
 def _cell(value: Any) -> str:
@@ -77,6 +84,7 @@ def navigation(since: Since = "7d",
         rows = [r.to_dict() for r in _service().navigation(start, by=by)]
     except ValueError as exc:
         fail(str(exc))
+    rows = exported(rows)
     if as_json:
         typer.echo(json.dumps({"since": start, "by": by, "rows": rows}, ensure_ascii=False))
         return
@@ -94,7 +102,7 @@ def kpi(since: Since = "7d",
     """Containment, IVR abandonment, transfer rate, service level, ASA, queue abandonment, AHT, repeat contacts in
     7 days and callbacks kept, per day, queue and flow version."""
     start = _since(since)
-    rows = [r.to_dict() for r in _service().kpis(start)]
+    rows = exported([r.to_dict() for r in _service().kpis(start)])
     if as_json:
         typer.echo(json.dumps({"since": start, "rows": rows}, ensure_ascii=False))
         return

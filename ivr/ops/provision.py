@@ -51,12 +51,16 @@ def ensure_secrets(settings: Settings) -> dict[str, str]:
 def render_manager_users(settings: Settings, ami_secret: str) -> str:
     # The controller originates, redirects, reads events and sets variables; it never needs
     # system, command or config rights (those would let a leaked secret run shell commands).
+    # No dtmf or dialplan reads: DTMFBegin/DTMFEnd carry every key a caller presses (card numbers at a
+    # secure_digits node), VarSet/Newexten carry variable values and application arguments, and Cdr events the
+    # last application's arguments (LastData). Every listener logged in as this user would get them; the
+    # controller hears keys over AudioSocket and uses none of these events.
     return (
         f"[{settings.ami_username}]\n"
         f"secret = {ami_secret}\n"
         "deny = 0.0.0.0/0.0.0.0\n"
         "permit = 127.0.0.1/255.255.255.255\n"
-        "read = call,agent,user,dtmf,reporting,cdr,dialplan,agi\n"
+        "read = call,agent,user,reporting,agi\n"
         "write = call,agent,user,originate,reporting\n"
         "writetimeout = 2000\n"
     )

@@ -33,9 +33,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from ivr.privacy.redaction import redact
 
 __all__ = ["LABEL_SOURCES", "SUGGESTED", "Archive", "ArchivedCall", "ArchivedTurn", "ClusterChanged",
            "ClusterSummary", "NoSuchCluster", "NoSuchTurn", "heard_key", "heard_similarity"]
@@ -460,6 +462,7 @@ class Archive:
         db.execute(_UPSERT_CALL, [getattr(call, n) for n in _UPSERTED_CALL_COLUMNS])
 
     def _upsert_turn(self, db: sqlite3.Connection, turn: ArchivedTurn) -> None:
+        turn = _redacted(turn)  # whatever the caller of the archive did, no personal data is written
         values = [getattr(turn, "index" if c == "idx" else c) for c in _TURN_COLUMNS]
         values[_ALTERNATIVES] = json.dumps([list(a) for a in turn.alternatives], ensure_ascii=False)
         values[_FAILED] = int(turn.failed)
@@ -511,7 +514,7 @@ class Archive:
             db.execute("INSERT INTO calls (call_id, disposition, disposition_reason, disposition_at) "
                        "VALUES (?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET disposition = excluded.disposition, "
                        "disposition_reason = excluded.disposition_reason, disposition_at = excluded.disposition_at",
-                       (call_id, disposition, reason or None, at if at is not None else time.time()))
+                       (call_id, redact(disposition), reason or None, at if at is not None else time.time()))
             if reason:
                 self._suggest_from_disposition(db, call_id, reason)
             db.execute("COMMIT")
@@ -724,3 +727,12 @@ class Archive:
         return [{"at": at, "who": who, "before": before, "files": files, "bytes": size, "detail": detail}
                 for at, who, before, files, size, detail in self._db().execute(
                     "SELECT at, who, before, files, bytes, detail FROM purges ORDER BY at DESC LIMIT ?", (count,))]
+
+
+def _redacted(turn: ArchivedTurn) -> ArchivedTurn:
+    """The turn with personal data in what was heard replaced by tags (ivr.privacy.redaction)."""
+    transcript = redact(turn.transcript)
+    alternatives = tuple((redact(text), confidence) for text, confidence in turn.alternatives)
+    if transcript == turn.transcript and alternatives == turn.alternatives:
+        return turn
+    return replace(turn, transcript=transcript, alternatives=alternatives)

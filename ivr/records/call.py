@@ -7,6 +7,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ivr.privacy.redaction import redact, redact_texts, redact_words
+
 if TYPE_CHECKING:
     from ivr.records.customer import Customer
 
@@ -67,6 +69,15 @@ class Turn:
     error: str | None = None
     """Why recognition failed, when it did."""
 
+    def redact(self) -> Turn:
+        """Personal data in what was heard replaced by tags (ivr.privacy.redaction), in place; returns the turn.
+
+        Run where the turn is filled and again at every write point (cheap: texts are cached)."""
+        self.transcript = redact(self.transcript)
+        self.alternatives = redact_texts(self.alternatives)
+        self.words = redact_words(self.words)
+        return self
+
 
 @dataclass(slots=True)
 class CallRecord:
@@ -126,8 +137,21 @@ class CallRecord:
     """The version of the flow the call walked (ivr.voice.versions; a publish mid-call does not change it), None
     when the controller runs the flow from its file (Redis was unavailable when it loaded)."""
 
+    secure_spans: list[dict[str, Any]] = field(default_factory=list)
+    """Spans where the call recording was muted while the caller keyed card data (a ``secure_digits`` node), in
+    order: {"node": str, "started_at": epoch float, "ended_at": epoch float, "what": "card"|"expiry"|"pin"|"otp",
+    "verified": bool, or None when the verifier gave no answer or nothing was keyed, "last4": the card's last four
+    digits (card only, when verified) else None}. Never the digits themselves."""
+
     def note(self, text: str) -> None:
-        self.notes.append(text)
+        self.notes.append(redact(text))
+
+    def redact(self) -> CallRecord:
+        """Personal data in the record's text (turns, notes) replaced by tags, in place; returns the record."""
+        for turn in self.turns:
+            turn.redact()
+        self.notes = [redact(n) for n in self.notes]
+        return self
 
     def apply_customer(self, customer: Customer | None, languages: list[str]) -> None:
         """What the IVR knows of a recognized caller: who, tier, dialect, and their language if the flow has it."""

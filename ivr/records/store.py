@@ -92,8 +92,10 @@ class CallStore:
         await self.redis.aclose()
 
     async def save(self, call: CallRecord, event: str, extra: dict[str, Any] | None = None) -> bool:
-        """Persist the record and publish ``event``; False (logged) when Redis is unavailable."""
-        payload = json.dumps(call.to_dict(), ensure_ascii=False)
+        """Persist the record and publish ``event``; False (logged) when Redis is unavailable.
+
+        The record's text is redacted first (ivr.privacy.redaction): personal data never reaches Redis."""
+        payload = json.dumps(call.redact().to_dict(), ensure_ascii=False)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.set(call_key(call.call_id), payload, ex=self.ttl_s)
@@ -110,7 +112,7 @@ class CallStore:
 
     async def append_turn(self, call: CallRecord, turn: Turn) -> None:
         """The per-call turn log trainers read (a Redis stream), and a live update of the record."""
-        fields: StreamFields = {k: json.dumps(v, ensure_ascii=False) for k, v in asdict(turn).items()}
+        fields: StreamFields = {k: json.dumps(v, ensure_ascii=False) for k, v in asdict(turn.redact()).items()}
         try:
             await self.redis.xadd(f"{call_key(call.call_id)}:turns", fields, maxlen=200, approximate=True)
             await self.redis.expire(f"{call_key(call.call_id)}:turns", self.ttl_s)

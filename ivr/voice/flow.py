@@ -9,6 +9,8 @@ A flow is a graph of nodes:
 - ``transfer``: hand the call to a named person or extension (e.g. a field manager)
 - ``callback_offer``: offer to call back instead of waiting
 - ``hangup``: say goodbye and end the call
+- ``secure_digits``: collect a card number, expiry, PIN or one-time code by keys while the call recording is
+  paused, and send it only to the card verifier (ivr.privacy); the record keeps verified yes/no and a card's last 4
 
 The pydantic models below are the format; ``Flow.model_json_schema()`` is its JSON
 Schema (``ivr dialplan schema`` prints it) for editors.
@@ -174,14 +176,44 @@ class HangupNode(BaseNode):
     prompt: LanguageText | None = None
 
 
+class SecureDigitsNode(BaseNode):
+    """Card data by keys, with the call recording paused for exactly this node (PCI DSS).
+
+    The entry's length follows ``what``: card 13–19 digits (Luhn-checked), expiry 4 (MMYY), PIN 4–6, one-time code
+    6; ``#`` ends a shorter entry, the entry also ends ``inter_digit_s`` after the last key. ``*`` asks for a person
+    (``0`` is a digit here). The digits go only to the configured verifier; nothing keeps them.
+    """
+
+    # Verified goes on; a refused entry (after the attempts), no keys at all, or no verdict (the verifier timed out
+    # or answered garbage, or the recording could not be paused) each have their own way out.
+    exit_fields: ClassVar[Mapping[str, str | None]] = {
+        "next": "verified", "on_unavailable": "unavailable", "on_failed": "failed", "on_no_input": "no_input"}
+
+    type: Literal["secure_digits"]
+    what: Literal["card", "expiry", "pin", "otp"] = Field(description="what the caller keys")
+    prompt: LanguageText = Field(description="asks for the keys (ending with # for a card or a PIN)")
+    invalid: LanguageText = Field(description="said before another try when the entry was wrong or refused")
+    unavailable: LanguageText = Field(
+        description="said when it cannot be checked now (verifier down, recording not paused): offer a person")
+    attempts: int = Field(default=2, ge=1, le=3, description="entries the caller may try")
+    first_digit_s: float = Field(default=10.0, gt=0, le=30, description="no key this long after the prompt: no input")
+    inter_digit_s: float = Field(default=5.0, gt=0, le=20, description="no key this long ends the entry")
+    next: str = Field(description="node when the verifier accepted the entry")
+    on_failed: str = Field(description="node when every try was wrong or refused")
+    on_no_input: str = Field(description="node when the caller keyed nothing")
+    on_unavailable: str = Field(description="node when there was no verdict (usually a person)")
+
+
 Node = Annotated[
-    AskNode | SayNode | SelfServiceNode | RouteNode | TransferNode | CallbackOfferNode | HangupNode,
+    AskNode | SayNode | SelfServiceNode | RouteNode | TransferNode | CallbackOfferNode | HangupNode
+    | SecureDigitsNode,
     Field(discriminator="type"),
 ]
 
 NODE_MODELS: dict[str, type[BaseNode]] = {
     "ask": AskNode, "say": SayNode, "self_service": SelfServiceNode, "route": RouteNode,
     "transfer": TransferNode, "callback_offer": CallbackOfferNode, "hangup": HangupNode,
+    "secure_digits": SecureDigitsNode,
 }
 """Each node type's model, by the ``type:`` that names it."""
 
@@ -327,7 +359,7 @@ class Flow(_Strict):
         texts: list[LanguageText] = [self.messages.not_understood, self.messages.to_person, self.messages.keys_only,
                                      self.hold.callback_offer, self.hold.callback_accepted]
         for node in self.nodes.values():
-            for name in ("prompt", "reprompt", "unavailable", "accepted"):
+            for name in ("prompt", "reprompt", "unavailable", "accepted", "invalid"):
                 value = getattr(node, name, None)
                 if value:
                     texts.append(value)

@@ -46,10 +46,11 @@ from yaml.nodes import MappingNode, SequenceNode
 
 from asr import Alternative, Partial, Result
 from asr.text import normalize_phrase
+from ivr.privacy.verifier import demo_verify
 from ivr.records.call import CallRecord, Outcome, Turn
 from ivr.records.customer import Customer
 from ivr.telephony.audiosocket import CallerAudio, CallerDtmf, CallerEvent, CallerGone, SessionEnd
-from ivr.voice.flow import AskNode, Flow, Listen
+from ivr.voice.flow import AskNode, Flow, Listen, SecureDigitsNode
 from ivr.voice.navigator import Decision, DecisionKind, Navigator, Speech
 from ivr.voice.understanding import SPEAKING_RATE, Hypothesis, IntentPhrases, score_intents, spoken_units
 
@@ -230,7 +231,13 @@ class TextLine:
             call.note(f"simulation: no input left at {node}: the caller hangs up")
             answer = Answer("hangup")
         self.utterance, self.utterance_bytes = "", 0
-        if answer.kind == "key":
+        if answer.kind == "key" and isinstance(self.flow.nodes.get(node), SecureDigitsNode):
+            # A secure entry is one answer of many keys ("key:4111111111111111#"): up to # or the next non-key.
+            self._events.put_nowait(CallerDtmf(answer.value))
+            while answer.value != "#" and self.answers and self.answers[0].kind == "key":
+                answer = self.answers.pop(0)
+                self._events.put_nowait(CallerDtmf(answer.value))
+        elif answer.kind == "key":
             self._events.put_nowait(CallerDtmf(answer.value))
         elif answer.kind == "hangup":
             self._events.put_nowait(CallerGone("the simulated caller hung up", SessionEnd.HANGUP))
@@ -253,6 +260,8 @@ class TextLine:
         step = self._turns.pop(0) if self._turns else SimStep(prompt="", node=turn.node, kind=turn.kind)
         step.kind = turn.kind
         step.heard = f"key:{turn.dtmf}" if turn.dtmf else turn.transcript
+        if turn.kind == "secure":
+            step.heard = f"(secure entry: {turn.intent})"  # the keys are never shown
         step.intent = turn.intent
         node = self.flow.nodes.get(turn.node)
         if turn.dtmf and turn.intent and turn.kind == "ask":
@@ -370,6 +379,8 @@ def _fast(flow: Flow) -> Flow:
             listen = node.listen.model_copy(update={"no_input_s": SIM_NO_INPUT_S,
                                                     "endpoint_silence_s": SIM_NO_INPUT_S})
             node = node.model_copy(update={"listen": listen})
+        elif isinstance(node, SecureDigitsNode):
+            node = node.model_copy(update={"first_digit_s": SIM_NO_INPUT_S, "inter_digit_s": SIM_NO_INPUT_S})
         nodes[node_id] = node
     return flow.model_copy(update={"nodes": nodes})
 
@@ -409,7 +420,7 @@ async def simulate(flow: Flow, inputs: list[str], caller: str = "", customers: A
     try:
         with tempfile.TemporaryDirectory(prefix="ivr-sim-") as recordings:
             navigator = Navigator(_fast(flow), speech, Path(recordings), customers=lookup,
-                                  on_listen=line.on_listen, on_turn=line.on_turn)
+                                  on_listen=line.on_listen, on_turn=line.on_turn, verify=demo_verify)
             navigator.offer_listen = Listen(no_input_s=SIM_NO_INPUT_S)
             decision = await navigator.run(call, line)  # type: ignore[arg-type]
     finally:

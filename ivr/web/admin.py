@@ -187,6 +187,8 @@ def _node_label(node: Mapping[str, Any]) -> str:
         return f"look up: {node.get('action', '?')}"
     if kind == "hangup":
         return "end the call"
+    if kind == "secure_digits":
+        return f"secure keys: {node.get('what', '?')} (recording paused)"
     return _short(_first_text(node.get("prompt")))
 
 

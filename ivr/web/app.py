@@ -50,16 +50,19 @@ from ivr.web.desk import (
     PresenceChange,
 )
 from ivr.web.hub import Hub
+from ivr.web.qa import qa_library, qa_router
+from ivr.web.quality import quality_router
 from ivr.web.replay import replay_router
 from ivr.web.reports import reports_router
 from ivr.web.trainer import trainer_router, trainer_service
+from ivr.web.verifier import verifier_router
 from ivr.web.wall import Wall
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PAGES = {"agent": "agent.html", "field": "field.html", "supervisor": "supervisor.html", "admin": "admin.html",
-         "trainer": "trainer.html", "reports": "reports.html"}
+         "trainer": "trainer.html", "reports": "reports.html", "qa": "qa.html"}
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 """Call and agent ids in paths (they become parts of Redis keys)."""
 
@@ -200,6 +203,9 @@ def create_app(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None
     app.include_router(trainer_router(settings, redis, training))
     app.include_router(reports_router(training))
     app.include_router(replay_router(settings, redis))  # replays and suggestions: ivr/web/replay.py
+    app.include_router(qa_router(qa_library(settings), redis))  # recordings for QA (qa, supervisors): ivr/web/qa.py
+    app.include_router(quality_router(settings))  # quality checks' progress, review list: ivr/web/quality.py
+    app.include_router(verifier_router())  # the demo card verifier (loopback only): ivr/web/verifier.py
 
     # --- pages
 

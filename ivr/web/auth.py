@@ -51,6 +51,8 @@ class UserRole(enum.StrEnum):
     """As a supervisor (and manages users from the command line)."""
     TRAINER = "trainer"
     """Labels failed turns on the trainer's page (/trainer) and reads the navigation reports."""
+    QA = "qa"
+    """Quality assurance: searches and plays call recordings (/qa), puts calls under legal hold."""
 
 
 #: Roles that take calls, hence need an agent id of the directory.

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from ivr.privacy.redaction import redact
 from ivr.records.agent import Agent
 from ivr.records.archive import Archive
 from ivr.records.customer import Contact
@@ -24,7 +25,6 @@ from ivr.records.store import call_key
 from ivr.routing.acd import COMMANDS_CHANNEL
 from ivr.routing.agents import AgentDirectory, Presence
 from ivr.routing.customers import CustomerStore
-from ivr.routing.screenpop import mask_numbers
 from ivr.web.auth import CALL_TAKERS, User
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ class DispositionRequest(BaseModel):
 
 
 def check_ticket(ticket: TicketRequest) -> dict[str, str]:
-    """The ticket's fields, checked against its template and masked (no card numbers stored)."""
+    """The ticket's fields, checked against its template and redacted (ivr.privacy.redaction: card numbers cut to
+    their first 6 and last 4 digits, other personal numbers and addresses replaced by tags)."""
     template = TICKET_TEMPLATES.get(ticket.template)
     if template is None:
         raise InvalidInput("ticket.template", f"unknown template {ticket.template!r}; one of "
@@ -111,7 +112,7 @@ def check_ticket(ticket: TicketRequest) -> dict[str, str]:
     for name, spec in known.items():
         if spec["required"] and not ticket.fields.get(name, "").strip():
             raise InvalidInput(f"ticket.fields.{name}", f"required by the {ticket.template} template")
-    return {name: mask_numbers(value.strip()) for name, value in ticket.fields.items()}
+    return {name: redact(value.strip(), mask_cards=True) for name, value in ticket.fields.items()}
 
 
 class Desk:
@@ -173,7 +174,7 @@ class Desk:
         """
         pop = await self.pop(call_id, user)
         fields = check_ticket(request.ticket) if request.ticket else {}
-        notes = mask_numbers(request.notes.strip())
+        notes = redact(request.notes.strip(), mask_cards=True)
         now = time.time()
         ticket_id = f"T{time.strftime('%Y%m%d', time.localtime(now))}-{secrets.token_hex(4).upper()}" \
             if request.ticket else None

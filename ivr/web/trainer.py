@@ -2,13 +2,15 @@
 whole cluster or one turn; turn audio. Thin handlers over ``ivr.voice.training.service`` (run in a thread:
 SQLite); what the page does with them is ivr/web/static/trainer.js.
 
-Errors: a label that is not an intent of the live flow is 422 naming ``label``; a cluster someone labeled since the
+Errors: a label that is not an intent of the turn's own flow (archive rows carry ``flow_id``) is 422 naming
+``label``, the intent and the flow; a cluster someone labeled since the
 trainer loaded it is 409 (reload and label again); an unknown cluster, turn or a turn without audio is 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -22,6 +24,7 @@ from pydantic import BaseModel, Field
 from ivr.config import Settings
 from ivr.records.archive import Archive, ClusterChanged, NoSuchCluster, NoSuchTurn
 from ivr.voice.flow import Flow, load_flow, parse_flow
+from ivr.voice.training.kpi import ServiceLevelTargets
 from ivr.voice.training.service import (
     MAX_PAGE,
     InvalidLabel,
@@ -50,6 +53,8 @@ ClusterId = Annotated[int, PathParam(ge=1)]
 CallId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 TurnIndex = Annotated[int, PathParam(ge=1, le=1000)]
 DIALECT = r"^[a-z][a-z0-9_-]{0,31}$"
+FLOW_ID_PATTERN = r"[a-z][a-z0-9_-]{0,63}"
+FlowQuery = Annotated[str, Query(pattern=f"^{FLOW_ID_PATTERN}$", description="the flow whose labels (default hotline)")]
 
 
 class ClusterLabel(BaseModel):
@@ -87,41 +92,56 @@ async def call_service(work: Callable[[], T]) -> T:
 
 
 class FlowIntents:
-    """The live flow's intents and dialects (Redis; the flow file when Redis has none), cached a few seconds."""
+    """Each flow's live intents and dialects (Redis; the flow file when Redis has none), cached a few seconds.
+
+    A label is checked against the flow of the turn it is for (archive rows carry ``flow_id``), not the hotline's."""
 
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
         self.settings, self.redis = settings, redis
-        self._flow: tuple[float, Flow] | None = None
+        self._flows: dict[str, tuple[float, Flow]] = {}
 
-    async def flow(self) -> Flow:
-        if self._flow and time.monotonic() - self._flow[0] < INTENTS_TTL_S:
-            return self._flow[1]
+    async def flow(self, flow_id: str = FLOW_ID) -> Flow:
+        """The live version of ``flow_id`` (its file when nothing is published); InvalidLabel naming ``flow``
+        when there is neither."""
+        cached = self._flows.get(flow_id)
+        if cached and time.monotonic() - cached[0] < INTENTS_TTL_S:
+            return cached[1]
         flow: Flow | None = None
         try:
-            live = await FlowStore(self.redis, settings=self.settings).live(FLOW_ID)
-            flow = parse_flow(live.text, f"{FLOW_ID} v{live.number}") if live else None
+            live = await FlowStore(self.redis, settings=self.settings).live(flow_id)
+            flow = parse_flow(live.text, f"{flow_id} v{live.number}") if live else None
         except Exception:  # Redis down or a version that does not parse: the file is what runs then
             flow = None
         if flow is None:
-            flow = await asyncio.to_thread(load_flow, self.settings.dialplans_dir / f"{FLOW_ID}.yaml")
-        self._flow = (time.monotonic(), flow)
+            path = self.settings.dialplans_dir / f"{flow_id}.yaml"
+            if not re.fullmatch(FLOW_ID_PATTERN, flow_id) or not path.is_file():
+                raise InvalidLabel("flow", f"flow {flow_id!r} has no live version and no file {path.name}: "
+                                           "its turns cannot be labeled")
+            flow = await asyncio.to_thread(load_flow, path)
+        self._flows[flow_id] = (time.monotonic(), flow)
         return flow
 
-    async def intents(self) -> frozenset[str]:
-        return frozenset((await self.flow()).intents)
+    async def intents(self, flow_id: str = FLOW_ID) -> frozenset[str]:
+        return frozenset((await self.flow(flow_id)).intents)
 
 
 def trainer_router(settings: Settings, redis: aioredis.Redis, service: TrainerService) -> APIRouter:
     router = APIRouter(prefix="/api/trainer", tags=["trainer"])
     flows = FlowIntents(settings, redis)
 
+    async def flow_of(flow_id: str) -> Flow:
+        try:
+            return await flows.flow(flow_id)
+        except InvalidLabel as exc:
+            raise InvalidInput(exc.field, exc.message) from None
+
     @router.get("/intents")
-    async def intents(_: Trainer) -> dict[str, Any]:
+    async def intents(_: Trainer, flow: FlowQuery = FLOW_ID) -> dict[str, Any]:
         """The labels a trainer may choose: the live flow's intents, with their keys, and the dialects it knows."""
-        flow = await flows.flow()
-        dialects = sorted({v.dialect for i in flow.intents.values() for v in i.variants if v.dialect})
-        return {"flow_id": FLOW_ID, "agent_intent": flow.agent_intent, "dialects": dialects,
-                "intents": [{"id": name, "dtmf": intent.dtmf} for name, intent in flow.intents.items()]}
+        live = await flow_of(flow)
+        dialects = sorted({v.dialect for i in live.intents.values() for v in i.variants if v.dialect})
+        return {"flow_id": flow, "agent_intent": live.agent_intent, "dialects": dialects,
+                "intents": [{"id": name, "dtmf": intent.dtmf} for name, intent in live.intents.items()]}
 
     @router.get("/clusters")
     async def clusters(_: Trainer, since: Since = "7d", offset: Offset = 0, limit: Limit = 50,
@@ -144,17 +164,21 @@ def trainer_router(settings: Settings, redis: aioredis.Redis, service: TrainerSe
 
     @router.post("/clusters/{cluster_id}/label")
     async def label_cluster(cluster_id: ClusterId, body: ClusterLabel, user: Trainer) -> dict[str, Any]:
-        known = await flows.intents()
+        """Label every turn of the cluster; the label must be an intent of the cluster's own flow."""
+        flow_id = (await call_service(lambda: service.cluster(cluster_id, 0.0))).flow_id
+        known = (await flow_of(flow_id)).intents
         labeled = await call_service(lambda: service.label_cluster(cluster_id, body.label, body.revision, known,
-                                                                   body.dialect, user.username))
+                                                                   body.dialect, user.username, flow_id))
         summary = await call_service(lambda: service.cluster(cluster_id, 0.0))
         return {"labeled": labeled, "cluster": cluster_view(summary)}
 
     @router.post("/turns/{call_id}/{index}/label")
     async def label_turn(call_id: CallId, index: TurnIndex, body: TurnLabel, user: Trainer) -> dict[str, Any]:
-        known = await flows.intents()
+        """Label one turn; the label must be an intent of the turn's own flow."""
+        flow_id = (await call_service(lambda: service.archive.turn(call_id, index))).flow_id
+        known = (await flow_of(flow_id)).intents
         turn = await call_service(lambda: service.label_turn(call_id, index, body.label, known, body.dialect,
-                                                             user.username))
+                                                             user.username, flow_id))
         return turn_view(turn)
 
     @router.get("/turns/{call_id}/{index}/audio", response_class=FileResponse)
@@ -167,5 +191,15 @@ def trainer_router(settings: Settings, redis: aioredis.Redis, service: TrainerSe
     return router
 
 
+def service_level_targets(settings: Settings) -> ServiceLevelTargets:
+    """The routing policy's service-level thresholds (``IVR_ROUTING_SERVICE_LEVEL_S``, the per-queue
+    ``IVR_ROUTING_QUEUE_SERVICE_LEVELS`` and the policy file), as the KPIs judge a queue by them."""
+    from ivr.routing.acd.bookkeeping import policy_from_settings
+
+    policy = policy_from_settings(settings)
+    return ServiceLevelTargets(policy.service_level.within_s,
+                               {queue: target.within_s for queue, target in policy.queue_service_levels.items()})
+
+
 def trainer_service(settings: Settings) -> TrainerService:
-    return TrainerService(Archive(settings.archive_file), settings.recordings_dir, settings.service_level_s)
+    return TrainerService(Archive(settings.archive_file), settings.recordings_dir, service_level_targets(settings))

@@ -18,6 +18,7 @@ recognition fails the question goes on with keys only, and says so.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,8 @@ from num2words import num2words
 
 from asr import Result
 from ivr.audio import write_wav
+from ivr.privacy.cards import SecretKind
+from ivr.privacy.verifier import Verdict, Verify
 from ivr.records.call import CallRecord, Turn
 from ivr.records.customer import Customer
 from ivr.telephony.audiosocket import AudioSession, SessionEnd
@@ -43,10 +46,13 @@ from ivr.voice.flow import (
     Listen,
     RouteNode,
     SayNode,
+    SecureDigitsNode,
     SelfServiceNode,
     TransferNode,
 )
+from ivr.voice.navigator import secure
 from ivr.voice.navigator.listening import Heard, ListenHook, PromptDoneHook, listen
+from ivr.voice.navigator.secure import RecordingPause
 from ivr.voice.navigator.speech import Speech
 from ivr.voice.understanding import (
     Action,
@@ -185,6 +191,8 @@ class Navigator:
         on_listen: ListenHook | None = None,
         on_turn: TurnHook | None = None,
         on_prompt_done: PromptDoneHook | None = None,
+        verify: Verify | None = None,
+        recording: RecordingPause | None = None,
     ) -> None:
         self.flow = flow
         self.speech = speech
@@ -193,6 +201,10 @@ class Navigator:
         self.on_listen = on_listen
         self.on_turn = on_turn
         self.on_prompt_done = on_prompt_done
+        self.verify: Verify = verify or _no_verifier
+        """Where a secure node's digits go (ivr.privacy.verifier); none configured: no verdict (a person)."""
+        self.recording = recording
+        """Pauses the call recording during a secure node; None where there is no recording (text simulation)."""
         self.thresholds = Thresholds(act=flow.thresholds.act, confirm=flow.thresholds.confirm)
 
     def prompts(self) -> list[tuple[str, str]]:
@@ -269,6 +281,8 @@ class Navigator:
                 await self._say(conv, node.accepted)
                 return Decision(DecisionKind.CALLBACK, queue=node.queue, reason="caller accepted a callback")
             return _follow(node, DECLINED)
+        if isinstance(node, SecureDigitsNode):
+            return await self._secure(node_id, node, conv)
         assert isinstance(node, AskNode)
         return await self._ask(node_id, node, conv)
 
@@ -315,6 +329,85 @@ class Navigator:
             await self._say(conv, self.flow.messages.to_person)
             return Decision(DecisionKind.QUEUE, queue=self.flow.fallback_queue, reason="not understood twice")
         return node_id
+
+    async def _secure(self, node_id: str, node: SecureDigitsNode, conv: Conversation) -> Decision | str:
+        """Card data by keys with the recording paused for exactly this node (see ``secure``)."""
+        call, kind = conv.call, SecretKind(node.what)
+        turn = Turn(node=node_id, kind="secure")
+        if self.recording is not None and not await self._pause(call):
+            call.note(f"secure entry at {node_id}: the call recording could not be paused, so no {kind} was taken")
+            result = secure.UNAVAILABLE
+        else:
+            span = secure.new_span(node_id, kind)
+            call.secure_spans.append(span)
+            result = secure.NO_INPUT
+            try:
+                result = await self._secure_entries(node_id, node, kind, conv, span)
+            finally:  # every way out, an error or a cancelled task included
+                await self._resume(call, node_id)
+                span["ended_at"] = round(time.time(), 3)
+        turn.intent = result
+        await self._decided(call, turn, bytearray(), conv.session.rate)  # no audio: nothing saved
+        if result == secure.HUNG_UP:
+            return Decision.caller_hung_up()
+        if result == secure.PERSON:
+            call.intent = call.intent or self.flow.agent_intent
+            await self._say(conv, self.flow.messages.to_person)
+            return Decision(DecisionKind.QUEUE, queue=self.flow.fallback_queue, reason="caller asked for a person")
+        if result == secure.UNAVAILABLE:
+            await self._say(conv, node.unavailable)
+        return _follow(node, result)
+
+    async def _secure_entries(self, node_id: str, node: SecureDigitsNode, kind: SecretKind, conv: Conversation,
+                              span: dict[str, Any]) -> str:
+        """Up to ``node.attempts`` entries: VERIFIED, FAILED, NO_INPUT, UNAVAILABLE, PERSON or HUNG_UP."""
+        call, session = conv.call, conv.session
+        refused = False
+        for attempt in range(node.attempts):
+            texts = [node.prompt.get(call.language, "")]
+            if refused:
+                texts.insert(0, node.invalid.get(call.language, ""))
+            text = " ".join(t for t in texts if t)
+            playback = session.play(await self.speech.prompt(text, call.language)) if text else None
+            if self.on_listen:
+                await self.on_listen(call, node_id, playback.seconds if playback else 0.0)
+            entry = await secure.key_entry(session, kind, playback, node.first_digit_s, node.inter_digit_s,
+                                           functools.partial(self._prompt_done, call, node_id))
+            if entry.ended in (secure.HUNG_UP, secure.PERSON):
+                return entry.ended
+            if entry.ended == secure.NO_INPUT:
+                continue
+            outcome, why = await secure.verify_entry(self.verify, kind, entry, span)
+            if why:
+                call.note(f"secure entry at {node_id}, try {attempt + 1}: {why}")
+            if outcome != secure.FAILED:
+                return outcome
+            refused = True
+        return secure.FAILED if refused else secure.NO_INPUT
+
+    async def _prompt_done(self, call: CallRecord, node_id: str) -> None:
+        if self.on_prompt_done:
+            await self.on_prompt_done(call, node_id)
+
+    async def _pause(self, call: CallRecord) -> bool:
+        assert self.recording is not None
+        try:
+            return await self.recording.pause(call)
+        except Exception as exc:
+            log.error("call %s: recording not paused: %s", call.call_id, exc)
+            return False
+
+    async def _resume(self, call: CallRecord, node_id: str) -> None:
+        if self.recording is None:
+            return
+        try:
+            resumed = await self.recording.resume(call)
+        except Exception as exc:
+            log.error("call %s: recording not resumed: %s", call.call_id, exc)
+            resumed = False
+        if not resumed:
+            call.note(f"after the secure entry at {node_id} the controller could not resume the recording: "
+                      "the dialplan resumes it when the call leaves the IVR")
 
     def _reprompt(self, node: AskNode, language: str) -> str:
         if node.reprompt and node.reprompt.get(language):
@@ -482,6 +575,7 @@ class Navigator:
                                  for a in heard.result.alternatives]
             turn.words = [{"word": w.word, "start": w.start, "end": w.end, "conf": w.conf}
                           for w in heard.result.words]
+        turn.redact()  # personal data never reaches a record, a stream or the archive
 
     async def _decided(self, call: CallRecord, turn: Turn, audio: bytearray, rate: int) -> None:
         turn.decided_at = time.time()
@@ -501,3 +595,7 @@ class Navigator:
             log.error("call %s: turn audio not saved: %s", call.call_id, exc)
             return None
         return str(rel)
+
+
+async def _no_verifier(_what: SecretKind, _digits: str) -> Verdict:
+    return Verdict(None, "no card verifier configured")

@@ -5,8 +5,10 @@ Definitions (rates 0..1, None when nothing was counted; times in seconds):
 - ``containment``: calls finished in self-service, of calls.
 - ``ivr_abandonment``: calls the caller left while still in the IVR, of calls.
 - ``transfer_rate``: calls handed to a person (a queue, a transfer or a callback), of calls.
-- ``service_level``: calls a person answered within ``service_level_s`` of joining the line, of calls that
-  joined it (answered or not; callbacks excluded: their wait is not the caller's).
+- ``service_level``: calls a person answered within their queue's threshold (:class:`ServiceLevelTargets`: the
+  routing policy's, ``IVR_ROUTING_SERVICE_LEVEL_S`` and ``IVR_ROUTING_QUEUE_SERVICE_LEVELS``) of joining the line,
+  of calls that joined it (answered or not; callbacks excluded: their wait is not the caller's). A row of all
+  queues judges each call by its own queue's threshold.
 - ``asa``: average speed of answer, joining the line to a person answering, over answered calls.
 - ``queue_abandonment``: calls that joined the line and hung up before a person answered, of calls that joined it.
 - ``aht``: average handle time: talk (answer to hangup) plus after-call work (hangup to the agent's disposition,
@@ -21,8 +23,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -33,6 +35,21 @@ REPEAT_WINDOW_S = 7 * 24 * 3600
 MAX_AFTER_CALL_WORK_S = 3600
 KPI_FIELDS = ("calls", "containment", "ivr_abandonment", "transfer_rate", "service_level", "asa",
               "queue_abandonment", "aht", "repeat_7d", "callbacks_kept")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLevelTargets:
+    """Seconds within which a person must answer a queue's caller for the call to count inside the service level:
+    the routing policy's thresholds (ivr.routing.policy ``Policy.target(queue).within_s``), so that the KPIs and
+    the router judge a queue by the same number."""
+
+    default_s: float = 20.0
+    """The threshold of every queue without its own."""
+    per_queue: Mapping[str, float] = field(default_factory=dict)
+    """Queue name -> its own threshold (a fraud line at 10 s)."""
+
+    def within_s(self, queue: str | None) -> float:
+        return self.per_queue.get(queue or "", self.default_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +105,7 @@ def day_of(at: float) -> str:
 
 
 def _kpis(day: str, queue: str, version: str, calls: Sequence[ArchivedCall], repeated: set[str],
-          service_level_s: float) -> KpiRow:
+          targets: ServiceLevelTargets) -> KpiRow:
     queued = [c for c in calls if c.queued_at is not None and c.outcome != "callback"]
     answered = [c for c in calls if c.answered_at is not None and c.queued_at is not None]
     handled = []
@@ -106,7 +123,8 @@ def _kpis(day: str, queue: str, version: str, calls: Sequence[ArchivedCall], rep
         containment=_rate(sum(c.outcome == "self_service" for c in calls), len(calls)),
         ivr_abandonment=_rate(sum(c.left_in_ivr for c in calls), len(calls)),
         transfer_rate=_rate(sum(bool(c.queue) or c.callback_requested for c in calls), len(calls)),
-        service_level=_rate(sum(c.answered_at is not None and c.answered_at - (c.queued_at or 0) <= service_level_s
+        service_level=_rate(sum(c.answered_at is not None
+                                and c.answered_at - (c.queued_at or 0) <= targets.within_s(c.queue)
                                 for c in queued), len(queued)),
         asa=_mean([c.answered_at - c.queued_at for c in answered
                    if c.answered_at is not None and c.queued_at is not None]),
@@ -119,8 +137,8 @@ def _kpis(day: str, queue: str, version: str, calls: Sequence[ArchivedCall], rep
 GROUPINGS = ("day", "queue", "version")
 
 
-def kpis(calls: Sequence[ArchivedCall], since: float, until: float | None = None, service_level_s: float = 20.0,
-         per: Sequence[str] = GROUPINGS) -> list[KpiRow]:
+def kpis(calls: Sequence[ArchivedCall], since: float, until: float | None = None, *,
+         targets: ServiceLevelTargets | None = None, per: Sequence[str] = GROUPINGS) -> list[KpiRow]:
     """KPIs per (day, queue, flow version) of the calls that started in [since, until), sorted, then a totals row.
 
     ``per`` leaves out groupings (("day",): one row a day, queue and version "all"). Calls outside the window count
@@ -128,6 +146,7 @@ def kpis(calls: Sequence[ArchivedCall], since: float, until: float | None = None
     unknown = set(per) - set(GROUPINGS)
     if unknown:
         raise ValueError(f"per: {', '.join(sorted(unknown))} is not one of {', '.join(GROUPINGS)}")
+    targets = targets or ServiceLevelTargets()
     repeated = repeats(calls)
     inside = [c for c in calls if c.started_at >= since and (until is None or c.started_at < until)]
     groups: dict[tuple[str, str, str], list[ArchivedCall]] = defaultdict(list)
@@ -135,6 +154,6 @@ def kpis(calls: Sequence[ArchivedCall], since: float, until: float | None = None
         version = f"v{call.flow_version}" if call.flow_version is not None else "file"
         groups[(day_of(call.started_at) if "day" in per else "all", (call.queue or "-") if "queue" in per else "all",
                 version if "version" in per else "all")].append(call)
-    rows = [_kpis(day, queue, version, group, repeated, service_level_s)
+    rows = [_kpis(day, queue, version, group, repeated, targets)
             for (day, queue, version), group in sorted(groups.items())]
-    return [*rows, _kpis("all", "all", "all", inside, repeated, service_level_s)]
+    return [*rows, _kpis("all", "all", "all", inside, repeated, targets)]

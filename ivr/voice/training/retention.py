@@ -4,13 +4,19 @@
 path, keeping every other column), and any older day folder of ``recordings/turns/`` left over (calls that were
 never archived). Every purge is recorded in the archive's ``purges`` table; ``ivr recordings purge-turns`` also
 puts it in the audit log (``ivr audit``).
+
+``DailyPurge`` is the schedule: the controller runs it once a day (a day after the last purge, by the schedule or
+the CLI, as the archive records it), in a worker thread so that no call waits on the disk, and audits a purge that
+removed something as the CLI does (who: ``controller``); a purge that fails is logged and tried again the next day.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +110,83 @@ def purge_turn_audio(archive: Archive, recordings_dir: Path, days: int, who: str
         archive.record_purge(who, before, files, size, result.detail())
         log.info("purge by %s: %s", who, result.detail())
     return result
+
+
+#: Who the scheduled purge is in the audit log and the archive's purge records.
+SCHEDULED_BY = "controller"
+#: The first scheduled purge waits this long after the controller starts (never during its start-up).
+FIRST_PURGE_DELAY_S = 600.0
+
+Audit = Callable[[str, str, str, str], Awaitable[None]]
+"""(who, action, target, detail) -> the audit log (``AuditLog.record``)."""
+
+
+class DailyPurge:
+    """``purge_turn_audio`` once a day, off the event loop; every run recorded, every purge that removed something
+    audited. ``clock``/``sleep`` are the boundary a unit test fakes."""
+
+    def __init__(self, archive_file: Path, recordings_dir: Path, days: int, audit: Audit | None = None, *,
+                 every_s: float = DAY_S, first_delay_s: float = FIRST_PURGE_DELAY_S,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if days < 1:
+            raise ValueError(f"turn_audio_retention_days: at least 1, not {days}")
+        self.archive_file, self.recordings_dir, self.days = archive_file, recordings_dir, days
+        self.audit, self.every_s, self.first_delay_s = audit, every_s, first_delay_s
+        self.clock, self.sleep = clock, sleep
+        self.last_run: float | None = None
+        """When this schedule last purged (or tried to); None before its first."""
+        self.runs = 0
+        """Purges this schedule ran (tests, health)."""
+
+    def _purge(self, now: float) -> PurgeResult:
+        archive = Archive(self.archive_file)
+        try:
+            return purge_turn_audio(archive, self.recordings_dir, self.days, SCHEDULED_BY, now=now)
+        finally:
+            archive.close()
+
+    def _last_recorded(self) -> float | None:
+        """When the archive last recorded a purge (the CLI's count too); None when never, or unreadable."""
+        if not self.archive_file.exists():
+            return None
+        archive = Archive(self.archive_file)
+        try:
+            last = archive.purges(1)
+            return float(last[0]["at"]) if last else None
+        except Exception:  # an unreadable archive: the purge itself will say what is wrong
+            return None
+        finally:
+            archive.close()
+
+    async def first_wait_s(self) -> float:
+        """Seconds until the first purge: a day after the last recorded one, never sooner than the start-up delay."""
+        last = await asyncio.to_thread(self._last_recorded)
+        due = self.first_delay_s if last is None else last + self.every_s - self.clock()
+        return max(self.first_delay_s, due)
+
+    async def run_once(self) -> PurgeResult | None:
+        """One purge now, in a thread; its failure is logged (None), never raised: calls go on either way."""
+        now = self.clock()
+        self.last_run = now
+        try:
+            result = await asyncio.to_thread(self._purge, now)
+        except Exception:
+            log.exception("scheduled purge of turn audio older than %d days failed; next try in %.0f h", self.days,
+                          self.every_s / 3600)
+            return None
+        self.runs += 1
+        if self.audit is not None and (result.files or result.turns):
+            try:
+                await self.audit(SCHEDULED_BY, "purge-turns", str(self.recordings_dir / TURNS_FOLDER), result.detail())
+            except Exception as exc:  # Redis down: the archive's own purge record stands
+                log.warning("scheduled purge not in the audit log (%s); the archive records it: %s", exc,
+                            result.detail())
+        return result
+
+    async def run(self) -> None:
+        """Purge once a day until cancelled."""
+        await self.sleep(await self.first_wait_s())
+        while True:
+            await self.run_once()
+            await self.sleep(self.every_s)

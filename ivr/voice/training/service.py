@@ -23,7 +23,7 @@ from ivr.voice.training.analytics import (
     TurnFact,
     navigation,
 )
-from ivr.voice.training.kpi import GROUPINGS, REPEAT_WINDOW_S, KpiRow, kpis
+from ivr.voice.training.kpi import GROUPINGS, REPEAT_WINDOW_S, KpiRow, ServiceLevelTargets, kpis
 
 DAY_S = 24 * 3600
 #: Page sizes the pages may ask for (server-side paging: a 50,000-turn cluster is never sent at once).
@@ -55,12 +55,13 @@ def parse_since(text: str, now: float | None = None) -> float:
         raise ValueError(f"since: {text!r} is neither a span (7d, 12h, 30m) nor a date (YYYY-MM-DD)") from None
 
 
-def check_label(label: str | None, intents: Collection[str], field: str = "label") -> None:
-    """A label must be an intent of the flow (or None: clear it)."""
+def check_label(label: str | None, intents: Collection[str], field: str = "label", flow_id: str = "") -> None:
+    """A label must be an intent of the turn's flow (or None: clear it)."""
     if label is None:
         return
     if label not in intents:
-        raise InvalidLabel(field, f"{label!r} is not an intent of the flow; one of {', '.join(sorted(intents))}")
+        flow = f"the flow {flow_id!r}" if flow_id else "the flow"
+        raise InvalidLabel(field, f"{label!r} is not an intent of {flow}; one of {', '.join(sorted(intents))}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +77,12 @@ class Page:
 class TrainerService:
     """The archive as the trainer loop reads and labels it."""
 
-    def __init__(self, archive: Archive, recordings_dir: Path, service_level_s: float = 20.0) -> None:
+    def __init__(self, archive: Archive, recordings_dir: Path,
+                 service_levels: ServiceLevelTargets | None = None) -> None:
         self.archive = archive
         self.recordings_dir = recordings_dir
-        self.service_level_s = service_level_s
+        self.service_levels = service_levels or ServiceLevelTargets()
+        """The routing policy's service-level thresholds, per queue (``service_level_targets`` in the web/CLI)."""
 
     # --- numbers
 
@@ -99,7 +102,7 @@ class TrainerService:
     def kpis(self, since: float, until: float | None = None, per: Sequence[str] = GROUPINGS) -> list[KpiRow]:
         # Calls up to 7 days after the window tell whether its callers called again.
         later = until + REPEAT_WINDOW_S if until is not None else None
-        return kpis(self.archive.calls(since, later), since, until, self.service_level_s, per)
+        return kpis(self.archive.calls(since, later), since, until, targets=self.service_levels, per=per)
 
     # --- clusters and labels
 
@@ -116,13 +119,15 @@ class TrainerService:
         return Page(summary.size, offset, self.archive.cluster_turns(cluster_id, since, offset, min(limit, MAX_PAGE)))
 
     def label_cluster(self, cluster_id: int, label: str | None, revision: int, intents: Collection[str],
-                      dialect: str | None = None, by: str = "") -> int:
-        check_label(label, intents)
+                      dialect: str | None = None, by: str = "", flow_id: str = "") -> int:
+        """``intents``: those of the cluster's flow (``flow_id``, named in the error)."""
+        check_label(label, intents, flow_id=flow_id)
         return self.archive.label_cluster(cluster_id, label, revision, dialect, by)
 
     def label_turn(self, call_id: str, index: int, label: str | None, intents: Collection[str],
-                   dialect: str | None = None, by: str = "") -> ArchivedTurn:
-        check_label(label, intents)
+                   dialect: str | None = None, by: str = "", flow_id: str = "") -> ArchivedTurn:
+        """``intents``: those of the turn's flow (``flow_id``, named in the error)."""
+        check_label(label, intents, flow_id=flow_id)
         self.archive.set_label(call_id, index, label, dialect, by)
         return self.archive.turn(call_id, index)
 

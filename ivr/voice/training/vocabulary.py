@@ -9,6 +9,7 @@ model's ~500k words in a few tens of milliseconds.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from rapidfuzz.distance import Levenshtein
 
 #: Below this jamo-level similarity (0..1) a known word is not offered as the spelling meant.
 MIN_SIMILARITY = 0.5
+#: A model's tokens that are no word a caller says ("[41]", "<unk>", "[noise]"): never offered as a spelling.
+NON_WORD = re.compile(r"^[\[<].*[\]>]$")
 
 
 def jamo(word: str) -> str:
@@ -66,7 +69,7 @@ class Vocabulary:
         if word in self.words:
             return Spelling(word, word, 1.0)
         if self._decomposed is None:  # built on first use: ~0.5 s for 500k words
-            self._spelled = sorted(self.words)
+            self._spelled = sorted(w for w in self.words if not NON_WORD.match(w))
             self._decomposed = [jamo(w) for w in self._spelled]
         found = process.extractOne(jamo(word), self._decomposed, scorer=Levenshtein.normalized_similarity,
                                    score_cutoff=MIN_SIMILARITY)

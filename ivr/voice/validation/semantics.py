@@ -12,7 +12,7 @@ from __future__ import annotations
 import string
 from typing import TYPE_CHECKING
 
-from ivr.voice.flow import Flow, RouteNode, SelfServiceNode, TransferNode
+from ivr.voice.flow import Flow, RouteNode, SecureDigitsNode, SelfServiceNode, TransferNode
 from ivr.voice.understanding import compact
 from ivr.voice.validation.problems import Checker, did_you_mean, listing
 from ivr.voice.validation.structure import ask_nodes
@@ -83,7 +83,7 @@ def check_languages(checker: Checker, flow: Flow) -> None:
     ]
     optional: list[tuple[tuple[str, ...], dict[str, str] | None]] = []
     for node_id, node in flow.nodes.items():
-        for name in ("prompt", "unavailable", "accepted", "reprompt"):
+        for name in ("prompt", "unavailable", "accepted", "reprompt", "invalid"):
             value = getattr(node, name, None)
             fields = type(node).model_fields
             must = name in fields and fields[name].is_required()
@@ -162,3 +162,25 @@ def check_misc(checker: Checker, flow: Flow) -> None:
         if intent_id not in used:
             checker.at("warning", ("intents", intent_id),
                        f"intent {intent_id!r} is not routed by any ask node (callers cannot choose it)")
+
+
+# --- secure card capture
+
+
+def check_secure(checker: Checker, flow: Flow) -> None:
+    """A secure node that cannot check the entry (verifier down) must offer a person, and says so."""
+    for node_id, node in flow.nodes.items():
+        if not isinstance(node, SecureDigitsNode):
+            continue
+        target = flow.nodes.get(node.on_unavailable)
+        if target is not None and not isinstance(target, RouteNode | TransferNode):
+            kind = getattr(target, "type", "?")
+            checker.at("warning", ("nodes", node_id, "on_unavailable"),
+                       f"when the card verifier gives no answer the caller is told so and should be offered a "
+                       f"person, but on_unavailable leads to {node.on_unavailable!r}, a {kind} node: "
+                       "lead it to a route or transfer node")
+        if node.what in ("card", "pin") and not any("#" in text for text in node.prompt.values()) and \
+                not any(word in text for text in node.prompt.values() for word in ("우물정", "hash", "pound")):
+            checker.at("warning", ("nodes", node_id, "prompt"),
+                       f"a {node.what} entry of varying length ends with # (or after {node.inter_digit_s:g} s "
+                       "without a key): tell the caller to press # (우물정자) in the prompt")

@@ -9,7 +9,13 @@ from pydantic import ValidationError
 
 from ivr.voice.flow import MAX_FLOW_BYTES, Flow
 from ivr.voice.validation.problems import Checker, Report
-from ivr.voice.validation.semantics import check_conflicts, check_languages, check_misc, check_outside
+from ivr.voice.validation.semantics import (
+    check_conflicts,
+    check_languages,
+    check_misc,
+    check_outside,
+    check_secure,
+)
 from ivr.voice.validation.structure import check_graph, check_person, compose, schema_error
 from ivr.voice.validation.vocabulary import check_vocabulary
 
@@ -50,4 +56,5 @@ def validate_text(text: str, file: str = "<editor>", context: Context | None = N
     check_conflicts(checker, flow)
     check_vocabulary(checker, flow, context)
     check_misc(checker, flow)
+    check_secure(checker, flow)
     return checker.report(flow if references_ok else None)

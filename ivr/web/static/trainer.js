@@ -120,6 +120,7 @@ function renderLabelButtons() {
 async function loadTurns() {
   const c = state.cluster;
   const page = await api(`/api/trainer/clusters/${c.id}/turns?since=${state.since}&offset=${state.turnOffset}&limit=${PAGE}`);
+  if (state.cluster !== c) return; // another cluster was selected meanwhile: its own answer draws it
   state.turns = page.items;
   state.turnsTotal = page.total;
   state.turnAt = Math.min(state.turnAt, Math.max(0, state.turns.length - 1));

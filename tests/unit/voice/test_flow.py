@@ -45,7 +45,7 @@ def test_shipped_hotline_loads() -> None:
     assert flow.languages == ["ko", "en"]
     assert flow.fallback_queue == "general"
     assert {"main_menu", "balance", "after_balance", "complaint_callback", "to_cards", "to_loans", "to_payments",
-            "to_complaints", "to_general", "goodbye"} == set(flow.nodes)
+            "to_complaints", "to_general", "goodbye", "activate_card", "card_activated"} == set(flow.nodes)
     menu = flow.nodes["main_menu"]
     assert isinstance(menu, AskNode)
     assert menu.routes["lost_card"] == "to_cards"
@@ -54,7 +54,7 @@ def test_shipped_hotline_loads() -> None:
     assert (cards.queue, cards.skills, cards.priority) == ("cards", ["cards"], 10)
     assert {i: intent.dtmf for i, intent in flow.intents.items()} == {
         "balance": "1", "lost_card": "2", "loan": "3", "transfer": "4",
-        "password": "5", "complaint": "6", "agent": "0", "finish": "9",
+        "password": "5", "complaint": "6", "agent": "0", "finish": "9", "card_activation": "7",
     }
     # Every intent has the canonical Korean phrase of the demo and an English one.
     canonical = {"balance": "잔액 조회", "lost_card": "카드 분실 신고", "loan": "대출 상담", "transfer": "계좌 이체",
@@ -84,7 +84,7 @@ def test_minimal_flow_loads(tmp_path: Path) -> None:
         pytest.param(
             lambda d: d["nodes"]["done"].update(type="play"),
             "nodes.done: Input tag 'play' found using 'type' does not match any of the expected tags: "
-            "'ask', 'say', 'self_service', 'route', 'transfer', 'callback_offer', 'hangup'",
+            "'ask', 'say', 'self_service', 'route', 'transfer', 'callback_offer', 'hangup', 'secure_digits'",
             id="unknown-node-type",
         ),
         pytest.param(
@@ -167,5 +167,5 @@ def test_json_schema() -> None:
     node_types = {ref["$ref"].rsplit("/", 1)[1] for ref in
                   schema["properties"]["nodes"]["additionalProperties"]["oneOf"]}
     assert node_types == {"AskNode", "SayNode", "SelfServiceNode", "RouteNode", "TransferNode", "CallbackOfferNode",
-                          "HangupNode"}
+                          "HangupNode", "SecureDigitsNode"}
     assert schema["additionalProperties"] is False

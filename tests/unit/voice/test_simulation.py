@@ -178,7 +178,7 @@ def test_validate_with_cases_and_simulate_from_the_command_line(tmp_path: Path) 
     env = {"IVR_REDIS_URL": "redis://127.0.0.1:1/0"}  # nothing listens: the directory is not checked
     result = runner.invoke(app, ["dialplan", "validate", str(HOTLINE), "--cases", "--no-warnings"], env=env)
     assert result.exit_code == 0, result.output
-    assert "hotline.yaml: ok (0 errors" in result.output and "11 passed, 0 failed" in result.output
+    assert "hotline.yaml: ok (0 errors" in result.output and "14 passed, 0 failed" in result.output
     broken = tmp_path / "hotline.yaml"
     broken.write_text(HOTLINE.read_text(encoding="utf-8").replace("      lost_card: to_cards\n",
                                                                   "      lost_card: to_payments\n"), encoding="utf-8")
@@ -187,7 +187,9 @@ def test_validate_with_cases_and_simulate_from_the_command_line(tmp_path: Path) 
         encoding="utf-8")
     result = runner.invoke(app, ["dialplan", "validate", str(broken), "--cases"], env=env)
     assert result.exit_code == 1
-    assert f"{broken}:142: error: nodes.to_cards: node 'to_cards' cannot be reached" in result.output
+    line = next(n for n, text in enumerate(broken.read_text(encoding="utf-8").splitlines(), 1)
+                if text.startswith("  to_cards:"))
+    assert f"{broken}:{line}: error: nodes.to_cards: node 'to_cards' cannot be reached" in result.output
     result = runner.invoke(app, ["dialplan", "simulate", str(HOTLINE), "--customers",
                                  str(ROOT / "dialplans" / "demo_customers.json"), "--caller", "01012345678",
                                  "-i", "key:1", "-i", "상담원 연결"], env=env)

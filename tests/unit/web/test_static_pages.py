@@ -19,7 +19,7 @@ from ivr.web.desk import TICKET_TEMPLATES
 
 ROOT = Path(__file__).resolve().parents[3]
 STATIC = ROOT / "ivr" / "web" / "static"
-PAGES = ["agent.html", "field.html", "supervisor.html", "admin.html", "trainer.html", "reports.html"]
+PAGES = ["agent.html", "field.html", "supervisor.html", "admin.html", "trainer.html", "reports.html", "qa.html"]
 TESTIDS_MD = ROOT / "docs" / "web_testids.md"
 
 

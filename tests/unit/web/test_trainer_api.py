@@ -167,3 +167,52 @@ async def test_a_disposition_reason_reaches_the_archive(client: httpx.AsyncClien
     assert stored is not None and (stored.disposition, stored.disposition_reason) == ("resolved", "loan")
     plain = await client.post("/api/calls/1800.77/disposition", json={"disposition": "resolved"}, headers=agent)
     assert plain.status_code == 409  # still once per call
+
+
+async def test_a_label_is_checked_against_the_turns_own_flow(client: httpx.AsyncClient, app: Any,
+                                                              tmp_path: Path) -> None:
+    """A turn of another flow (archive rows carry flow_id) takes that flow's intents, not the hotline's."""
+    import re
+    import shutil
+
+    settings: Settings = app.state.settings
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    shutil.copy(ROOT / "dialplans" / "hotline.yaml", plans / "hotline.yaml")
+    hotline = (plans / "hotline.yaml").read_text(encoding="utf-8")
+    cards = re.sub(r"^(\s+)loan:", r"\1mortgage:", hotline.replace("id: hotline", "id: cards", 1), flags=re.M)
+    (plans / "cards.yaml").write_text(cards, encoding="utf-8")
+    settings.dialplans_dir = plans
+    archive = Archive(settings.archive_file)
+    record = failed_then_key(text="카드 대출 시험", at=time.time() - 60, intent="balance")
+    archive.record_call(*archive_rows(record, "cards"))
+    gone = failed_then_key(text="없는 흐름 시험", at=time.time() - 50, intent="balance")
+    archive.record_call(*archive_rows(gone, "retired"))
+    trainer = await login(client, "t1")
+
+    on_cards = await client.post(f"/api/trainer/turns/{record.call_id}/1/label", json={"label": "mortgage"},
+                                 headers=trainer)
+    assert on_cards.status_code == 200, on_cards.text
+    assert on_cards.json()["label"] == "mortgage"
+    refused = await client.post(f"/api/trainer/turns/{record.call_id}/1/label", json={"label": "loan"},
+                                headers=trainer)
+    assert refused.status_code == 422 and refused.json()["field"] == "label"
+    assert "'loan' is not an intent of the flow 'cards'" in refused.json()["detail"], refused.text
+    assert archive.turn(record.call_id, 1).label == "mortgage"  # nothing written by the refusal
+    cluster = archive.turn(record.call_id, 1).cluster
+    assert cluster is not None
+    summary = archive.cluster(cluster)
+    by_cluster = await client.post(f"/api/trainer/clusters/{cluster}/label",
+                                   json={"label": "loan", "revision": summary.revision}, headers=trainer)
+    assert by_cluster.status_code == 422 and "flow 'cards'" in by_cluster.json()["detail"]
+    # The hotline's own turns still take "loan" and refuse "mortgage", naming the hotline.
+    hot = (await client.get("/api/trainer/clusters", headers=trainer)).json()["items"][0]
+    wrong = await client.post(f"/api/trainer/clusters/{hot['id']}/label",
+                              json={"label": "mortgage", "revision": hot["revision"]}, headers=trainer)
+    assert wrong.status_code == 422 and "'mortgage' is not an intent of the flow 'hotline'" in wrong.json()["detail"]
+    # A flow that is neither published nor a file: named, nothing written.
+    lost = await client.post(f"/api/trainer/turns/{gone.call_id}/1/label", json={"label": "loan"}, headers=trainer)
+    assert lost.status_code == 422 and lost.json()["field"] == "flow" and "'retired'" in lost.json()["detail"]
+    assert archive.turn(gone.call_id, 1).label_source == "key"
+    cards_intents = (await client.get("/api/trainer/intents?flow=cards", headers=trainer)).json()
+    assert cards_intents["flow_id"] == "cards" and "mortgage" in [i["id"] for i in cards_intents["intents"]]

@@ -3,13 +3,14 @@
 // diff, and a replay of that candidate against the recorded turns, with its progress and result. Nothing here
 // publishes: the admin publishes in /admin, where the same replay result is shown and kept with the version.
 //
-// Follows trainer.js's 'trainer:cluster' events; draws into #trainer-loop.
+// Follows trainer.js's 'trainer:cluster' events; draws into #trainer-loop. The flow is the cluster's own
+// (clusters carry flow_id); the whole candidate text is shown too, for the admin's editor.
 
 import { api } from '../lib/backend.js';
 import { byTestId, el, fill } from '../lib/dom.js';
 import { showError, toast } from '../lib/notices.js';
 
-const FLOW = 'hotline';
+const DEFAULT_FLOW = 'hotline';
 const POLL_MS = 500;
 const local = { cluster: null, suggestion: null, polling: 0 };
 
@@ -42,11 +43,16 @@ function render() {
     el('div', { 'data-testid': 'replay' }));
 }
 
+function flowOf(cluster) {
+  return (cluster && cluster.flow_id) || DEFAULT_FLOW;
+}
+
 async function suggestFor(cluster, phrase) {
   const out = byTestId('suggestion');
+  const flow = flowOf(cluster);
   fill(out, el('p', { class: 'muted', text: 'Listening to the cluster’s recordings…' }));
   try {
-    const body = phrase ? { phrase, flow_id: FLOW } : { flow_id: FLOW };
+    const body = phrase ? { phrase, flow_id: flow } : { flow_id: flow };
     const s = await api(`/api/trainer/clusters/${cluster.id}/suggestion`, { method: 'POST', body, quiet: true });
     local.suggestion = s;
     const oov = (s.oov || []).map((o) => `${o.word} → ${o.closest || 'dropped'}`).join(', ');
@@ -56,8 +62,12 @@ async function suggestFor(cluster, phrase) {
           + `${Math.round(100 * s.support)}% of ${s.turns} turns (${s.source})` }),
       oov ? el('p', { class: 'notice', 'data-testid': 'suggestion-oov', text: `Not in the model’s vocabulary: ${oov}` }) : '',
       el('pre', { class: 'diff', 'data-testid': 'suggestion-diff', text: s.diff }),
+      el('details', { class: 'suggestion-whole' },
+        el('summary', { text: 'The whole candidate flow (paste it into /admin to publish)' }),
+        el('textarea', { 'data-testid': 'suggestion-text', readonly: 'readonly', rows: '12', cols: '100',
+          'aria-label': 'The candidate flow', text: s.text })),
       el('button', { type: 'button', class: 'btn btn-success', 'data-testid': 'replay-run',
-        onclick: () => startReplay(s.text) }, 'Replay it on the last 30 days'),
+        onclick: () => startReplay(flow, s.text) }, 'Replay it on the last 30 days'),
       el('button', { type: 'button', class: 'btn', 'data-testid': 'suggestion-copy',
         onclick: () => navigator.clipboard.writeText(s.text).then(() => toast('Candidate flow copied')) },
       'Copy the candidate flow'));
@@ -66,10 +76,11 @@ async function suggestFor(cluster, phrase) {
   }
 }
 
-async function startReplay(text) {
+async function startReplay(flow, text) {
   const out = byTestId('replay');
+  const path = `/api/trainer/flows/${encodeURIComponent(flow)}/replays`;
   try {
-    await api(`/api/trainer/flows/${FLOW}/replays`, { method: 'POST', body: { text, since: '30d' }, quiet: true });
+    await api(path, { method: 'POST', body: { text, since: '30d' }, quiet: true });
   } catch (error) {
     if (error.status !== 409) {
       showError(error.message);
@@ -81,10 +92,11 @@ async function startReplay(text) {
   const bar = el('progress', { 'data-testid': 'replay-progress', max: '1', value: '0' });
   fill(out, bar);
   local.polling = setInterval(async () => {
-    const job = await api(`/api/trainer/flows/${FLOW}/replays/current`, { quiet: true }).catch(() => null);
+    const job = await api(`${path}/current`, { quiet: true }).catch(() => null);
     if (!job) return;
     bar.max = String(job.total || 1);
     bar.value = String(job.done);
+    bar.dataset.done = String(job.done);
     if (job.state === 'running') return;
     clearInterval(local.polling);
     if (job.state === 'failed') {
@@ -93,7 +105,7 @@ async function startReplay(text) {
     }
     const r = job.result;
     const pct = (x) => `${Math.round(100 * x)}%`;
-    fill(out, el('table', { class: 'table', 'data-testid': 'replay-result' },
+    fill(out, el('table', { class: 'table', 'data-testid': 'replay-result', data: { sha256: job.sha256 } },
       el('tbody', {},
         ...[['turns', r.turns], ['fixed', r.fixed], ['broken', r.broken], ['would act instead of confirming', r.now_act],
           ['containment', `${pct(r.containment_before)} → ${pct(r.containment_after)}`],

@@ -9,7 +9,7 @@ import pytest
 
 from ivr.records.call import Outcome
 from ivr.voice.training.analytics import CallFact, TurnFact, navigation
-from ivr.voice.training.kpi import kpis, repeats
+from ivr.voice.training.kpi import ServiceLevelTargets, kpis, repeats
 from ivr.voice.training.labels import archive_rows
 from tests.unit.voice.training.builders import call, failed_then_key, pressed, said
 
@@ -79,7 +79,7 @@ def test_kpis_per_day_queue_and_version() -> None:
                     caller="", notes=["callback: customer reached"])
     archived = [archive_rows(r, "hotline")[0] for r in (quick, slow, abandoned, served, left, callback)]  # type: ignore[arg-type]
     archived[0] = dataclasses.replace(archived[0], disposition_at=quick.ended_at + 30)  # type: ignore[attr-defined]
-    rows_ = kpis(archived, T0 - 1, service_level_s=20)
+    rows_ = kpis(archived, T0 - 1, targets=ServiceLevelTargets(20.0))
     by = {(r.day, r.queue): r for r in rows_}
     total = rows_[-1]
     assert (total.day, total.calls) == ("all", 6)
@@ -97,3 +97,17 @@ def test_kpis_per_day_queue_and_version() -> None:
     assert [r.queue for r in per_day] == ["all", "all", "all"]
     with pytest.raises(ValueError, match="per: agent"):
         kpis(archived, 0, per=("agent",))
+
+
+def test_service_level_uses_each_queues_own_threshold() -> None:
+    """The routing policy's per-queue targets: a fraud line at 10 s, the others at the default."""
+    fraud = _answered("fraud", T0, wait=15, talk=60, caller="0201")
+    loans = _answered("loans", T0 + 60, wait=15, talk=60, caller="0202")
+    archived = [archive_rows(r, "hotline")[0] for r in (fraud, loans)]  # type: ignore[arg-type]
+    targets = ServiceLevelTargets(20.0, {"fraud": 10.0})
+    assert (targets.within_s("fraud"), targets.within_s("loans"), targets.within_s(None)) == (10.0, 20.0, 20.0)
+    rows_ = kpis(archived, T0 - 1, targets=targets, per=("queue",))
+    by = {r.queue: r.service_level for r in rows_[:-1]}
+    assert by == {"fraud": 0.0, "loans": 1.0}  # the same 15 s wait: late on the fraud line, in time on loans
+    assert rows_[-1].service_level == approx(1 / 2)  # all queues: each call by its own queue's threshold
+    assert kpis(archived, T0 - 1, per=("queue",))[-1].service_level == 1.0  # the default 20 s for both

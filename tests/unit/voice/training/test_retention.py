@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -9,7 +11,14 @@ import pytest
 
 from ivr.records.archive import Archive
 from ivr.voice.training.labels import archive_rows
-from ivr.voice.training.retention import DAY_S, expired_day_folders, purge_turn_audio
+from ivr.voice.training.retention import (
+    DAY_S,
+    FIRST_PURGE_DELAY_S,
+    DailyPurge,
+    PurgeResult,
+    expired_day_folders,
+    purge_turn_audio,
+)
 from tests.unit.voice.training.builders import failed_then_key
 
 NOW = 1_800_000_000.0
@@ -60,3 +69,77 @@ def test_only_whole_days_before_the_cut_off_are_expired() -> None:
     cut = time.mktime(time.strptime("2027-01-10 12:00", "%Y-%m-%d %H:%M"))
     names = ["2027-01-08", "2027-01-09", "2027-01-10", "notes", "2027-01-11"]
     assert expired_day_folders(names, cut) == ["2027-01-08", "2027-01-09"]
+
+
+class FakeClock:
+    """Time that moves only when the schedule sleeps; the run stops after ``stop_after`` sleeps."""
+
+    def __init__(self, now: float, stop_after: int) -> None:
+        self.now, self.stop_after, self.slept = now, stop_after, []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        if len(self.slept) == self.stop_after:
+            raise asyncio.CancelledError
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_the_daily_purge_runs_once_a_day_off_the_loop_and_audits_what_it_removed(tmp_path: Path) -> None:
+    archive, recordings = Archive(tmp_path / "a.sqlite3"), tmp_path / "recordings"
+    start = NOW - FIRST_PURGE_DELAY_S
+    _, old_file = _recorded(archive, recordings, days_ago=40)
+    _, ageing_file = _recorded(archive, recordings, days_ago=29.5)  # past 30 days by the second purge
+    _, fresh_file = _recorded(archive, recordings, days_ago=1)
+    audited: list[tuple[str, str, str, str]] = []
+    threads: set[int] = set()
+    loop_thread = threading.get_ident()
+
+    async def audit(who: str, action: str, target: str, detail: str) -> None:
+        audited.append((who, action, target, detail))
+
+    clock = FakeClock(start, stop_after=3)
+    schedule = DailyPurge(archive.path, recordings, 30, audit, clock=clock.time, sleep=clock.sleep)
+    purge = schedule._purge
+
+    def spy(now: float) -> PurgeResult:
+        threads.add(threading.get_ident())
+        return purge(now)
+
+    schedule._purge = spy  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await schedule.run()
+    # Never purged at start-up; then once a day.
+    assert clock.slept == [FIRST_PURGE_DELAY_S, DAY_S, DAY_S]
+    assert schedule.runs == 3 and schedule.last_run == NOW + 2 * DAY_S
+    assert threads and loop_thread not in threads  # the disk work never ran on the event loop
+    assert not old_file.exists() and not ageing_file.exists() and fresh_file.exists()
+    # Audited as the CLI's: who, the same action and target; the third day removed nothing: not audited.
+    assert [(who, action, target) for who, action, target, _ in audited] == \
+        [("controller", "purge-turns", str(recordings / "turns"))] * 2
+    assert "1 files" in audited[0][3] and "1 files" in audited[1][3]
+    records = archive.purges()
+    assert len(records) == 3 and {r["who"] for r in records} == {"controller"}  # every run in the archive
+
+
+async def test_the_first_scheduled_purge_waits_a_day_after_the_last_one_and_failures_do_not_stop_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    archive, recordings = Archive(tmp_path / "a.sqlite3"), tmp_path / "recordings"
+    clock = FakeClock(NOW, stop_after=0)
+    schedule = DailyPurge(archive.path, recordings, 30, clock=clock.time, sleep=clock.sleep)
+    assert await schedule.first_wait_s() == FIRST_PURGE_DELAY_S  # no archive yet: soon after start
+    purge_turn_audio(archive, recordings, 30, "kim")  # someone purged from the CLI just now
+    clock.now = archive.purges(1)[0]["at"] + 3600
+    assert await schedule.first_wait_s() == pytest.approx(DAY_S - 3600)  # not again within the day
+    clock.now += 2 * DAY_S
+    assert await schedule.first_wait_s() == FIRST_PURGE_DELAY_S  # overdue: after the start-up delay
+    # A purge that fails (the archive cannot be opened) is logged, never raised: the next day tries again.
+    (tmp_path / "a-file").write_text("not a folder")
+    broken = DailyPurge(tmp_path / "a-file" / "a.sqlite3", recordings, 30, clock=clock.time, sleep=clock.sleep)
+    assert await broken.run_once() is None
+    assert broken.runs == 0 and broken.last_run == clock.now
+    assert "scheduled purge of turn audio older than 30 days failed" in caplog.text
+    with pytest.raises(ValueError, match="turn_audio_retention_days"):
+        DailyPurge(archive.path, recordings, 0)

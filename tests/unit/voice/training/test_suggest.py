@@ -106,3 +106,13 @@ def test_nothing_heard_is_a_clear_message():
     assert refused.value.field == "turns" and "nothing was heard" in str(refused.value)
     with pytest.raises(SuggestionError):
         suggest("id: [", intent="transfer", node="main_menu", language="ko", vocabulary=VOCABULARY, turns=[])
+
+
+def test_a_models_special_tokens_are_never_offered_as_a_spelling() -> None:
+    """"2419" is as close to the token "[41]" as to nothing: the token is no word a caller says."""
+    from ivr.voice.training.vocabulary import Vocabulary
+
+    vocabulary = Vocabulary(["[41]", "<unk>", "시험", "트레이너"], "ko")
+    assert vocabulary.spelling("2419").closest is None
+    assert vocabulary.spelling("<unc>").closest is None
+    assert vocabulary.spelling("시엄").closest == "시험"
