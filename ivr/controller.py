@@ -248,6 +248,14 @@ class Controller:
             decision = Decision(DecisionKind.QUEUE, queue=self.settings.fallback_queue, reason="controller error")
         call.note(f"decision: {decision.reason}")
         await self._hand_over(call, agi, decision, customer, navigator)
+        if decision.line_failed:
+            # Asterisk resets the socket when the caller hangs up mid-prompt: that is no fault. A line that
+            # broke under a caller who is still there is one (they went to a person all the same).
+            if agi.hung_up:
+                call.note("the caller had hung up: the line ended with the call")
+            else:
+                log.error("call %s: the audio line failed with the caller on the line; handed to a person",
+                          call.call_id)
         await self.store.save(call, "call.routed" if call.queue else "call.updated")
         # The IVR part is over: archived now (and completed when the call ends), off the call's path.
         self._later(self.archiver.archive(call, navigator.flow.agent_intent, time.time()))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.recordings.manifest import Entry, Head
+from ivr.records.sqlite import PerThreadSqlite
 
 __all__ = ["AccessEntry", "RecordingIndex", "RecordingRow", "Search"]
 
@@ -150,18 +150,10 @@ def _row(values: Sequence[Any]) -> RecordingRow:
 class RecordingIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._files = PerThreadSqlite(path, _SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            self._local.db = db
-        return db
+        return self._files.connection()
 
     # --- writing
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.privacy.redaction import redact
+from ivr.records.sqlite import PerThreadSqlite
 
 __all__ = ["LABEL_SOURCES", "SUGGESTED", "Archive", "ArchivedCall", "ArchivedTurn", "ClusterChanged",
            "ClusterSummary", "NoSuchCluster", "NoSuchTurn", "heard_key", "heard_similarity"]
@@ -388,33 +389,17 @@ class Archive:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
+        self._files = PerThreadSqlite(self.path, _SCHEMA)
         self._signatures: dict[tuple[str, str], _Signatures] = {}
         """Clusters' signatures by (flow, language), loaded once: new failed turns are compared to them."""
         self._signatures_lock = threading.Lock()
-        self._schema_ready = False
-        """The tables exist (made on first use: opening an archive never fails, using a broken one does)."""
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)  # transactions are explicit
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            if not self._schema_ready:
-                db.executescript(_SCHEMA)
-                self._schema_ready = True
-            self._local.db = db
-        return db
+        return self._files.connection()
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._files.close()
 
     # --- writing calls
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ivr.records.sqlite import PerThreadSqlite
 
 __all__ = ["Job", "Progress", "QualityJobs", "ReviewItem"]
 
@@ -87,18 +88,10 @@ class ReviewItem:
 class QualityJobs:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._files = PerThreadSqlite(path, _SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            self._local.db = db
-        return db
+        return self._files.connection()
 
     # --- the queue
 

@@ -112,6 +112,9 @@ class Decision:
     """Why, for the call record."""
     caller_left: bool = False
     """The caller hung up (not the flow): nothing was self-served to the end, nobody to hand over."""
+    line_failed: bool = False
+    """The audio line broke (not the caller, not the flow): a person takes the call if the caller is still
+    there. Only the controller can tell: a caller hanging up mid-prompt can reset the socket too."""
 
     @classmethod
     def caller_hung_up(cls) -> Decision:
@@ -250,8 +253,8 @@ class Navigator:
             return decision
         reason = f"the audio line failed ({conv.session.close_reason})"
         conv.call.note(f"{reason}: to a person")
-        log.error("call %s: %s; handing the call to a person", conv.call.call_id, reason)
-        return Decision(DecisionKind.QUEUE, queue=self.flow.fallback_queue, reason=reason)
+        log.warning("call %s: %s; handing the call to a person", conv.call.call_id, reason)
+        return Decision(DecisionKind.QUEUE, queue=self.flow.fallback_queue, reason=reason, line_failed=True)
 
     async def _visit(self, node_id: str, conv: Conversation) -> Decision | str:
         """One node: where the call ends (a Decision), or the id of the node it goes on to."""

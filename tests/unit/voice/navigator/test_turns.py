@@ -389,6 +389,7 @@ async def test_a_broken_audio_line_sends_the_caller_to_a_person_not_away() -> No
     nav, caller = make([], [speech(0.3) + b"\x10\xff\xff"])
     decision, call = await walk(nav, caller)
     assert (decision.kind, decision.queue, decision.caller_left) == (DecisionKind.QUEUE, "general", False)
+    assert decision.line_failed  # the controller tells a broken line from a hang-up by the channel's state
     assert any(note.startswith("the audio line failed (protocol error: frame of kind 0x10 declares 65535 bytes")
                for note in call.notes)
 
@@ -396,4 +397,4 @@ async def test_a_broken_audio_line_sends_the_caller_to_a_person_not_away() -> No
 async def test_a_caller_who_hangs_up_is_not_sent_to_a_person() -> None:
     nav, caller = make([], [speech(0.3)], hang_up_after=True)
     decision, _ = await walk(nav, caller)
-    assert decision.kind is DecisionKind.HANGUP and decision.caller_left
+    assert decision.kind is DecisionKind.HANGUP and decision.caller_left and not decision.line_failed
