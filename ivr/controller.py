@@ -38,6 +38,7 @@ from panoramisk.message import Message
 from ivr.config import Settings, asterisk_path
 from ivr.privacy.redaction import warm_up as redaction_warm_up
 from ivr.privacy.verifier import HttpVerifier
+from ivr.recordings.index import RecordingIndex
 from ivr.recordings.library import CallRecorder
 from ivr.recordings.quality.worker import WorkerProcess as QualityWorkerProcess
 from ivr.records.call import CallRecord, Outcome
@@ -101,7 +102,8 @@ class Controller:
         """The web pages' server (ivr/web/app.py), once started."""
         self._flow_updates: asyncio.Task[None] | None = None
         self.purges = DailyPurge(settings.archive_file, settings.recordings_dir, settings.turn_audio_retention_days,
-                                 AuditLog(self.store.redis).record)
+                                 AuditLog(self.store.redis).record,
+                                 held=RecordingIndex(settings.recordings_index_file).held_ids)
         """Old turn audio, purged once a day in a thread (audited as ``ivr recordings purge-turns``)."""
         self._purging: asyncio.Task[None] | None = None
 

@@ -120,13 +120,16 @@ def purge_turns(days: Annotated[int | None, typer.Option(help="keep this many da
                 dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go; delete nothing")] = False,
                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Delete turn recordings older than the retention; the archive keeps the turns, labels and statistics. Audited."""
+    from ivr.recordings.index import RecordingIndex
     from ivr.voice.training.retention import purge_turn_audio
     from ivr.voice.versions import current_user
 
     settings = load_settings()
     keep = days if days is not None else settings.turn_audio_retention_days
     try:
-        result = purge_turn_audio(_service().archive, settings.recordings_dir, keep, current_user(), dry_run=dry_run)
+        held = RecordingIndex(settings.recordings_index_file).held_ids()  # legal holds keep their turn audio too
+        result = purge_turn_audio(_service().archive, settings.recordings_dir, keep, current_user(), dry_run=dry_run,
+                                  held=held)
     except ValueError as exc:
         fail(str(exc))
     if not dry_run:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +68,10 @@ def _inside(root: Path, rel: str) -> Path | None:
 
 
 def purge_turn_audio(archive: Archive, recordings_dir: Path, days: int, who: str, now: float | None = None,
-                     dry_run: bool = False) -> PurgeResult:
-    """Delete turn recordings older than ``days`` days; the archive keeps the turns (and their labels)."""
+                     dry_run: bool = False, held: Collection[str] = frozenset()) -> PurgeResult:
+    """Delete turn recordings older than ``days`` days; the archive keeps the turns (and their labels).
+
+    ``held``: calls under legal hold (the recordings index): their turn audio stays, whatever its age."""
     if days < 1:
         raise ValueError(f"days: at least 1, not {days}")
     now = time.time() if now is None else now
@@ -79,6 +81,8 @@ def purge_turn_audio(archive: Archive, recordings_dir: Path, days: int, who: str
     forgotten: list[tuple[str, int]] = []
     counted: set[Path] = set()
     for call_id, index, rel in archive.turn_audio_before(before):
+        if call_id in held:
+            continue
         path = _inside(root, rel)
         forgotten.append((call_id, index))
         if path is None or not path.is_file():
@@ -95,7 +99,7 @@ def purge_turn_audio(archive: Archive, recordings_dir: Path, days: int, who: str
     for name in expired_day_folders(names, before):
         folder = turns_root / name
         for path in folder.glob("*.wav"):
-            if path.resolve() in counted:
+            if path.resolve() in counted or path.stem.rpartition("-")[0] in held:  # <call>-<turn>.wav
                 continue
             files += 1
             size += path.stat().st_size
@@ -128,12 +132,15 @@ class DailyPurge:
     def __init__(self, archive_file: Path, recordings_dir: Path, days: int, audit: Audit | None = None, *,
                  every_s: float = DAY_S, first_delay_s: float = FIRST_PURGE_DELAY_S,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 held: Callable[[], Collection[str]] = frozenset) -> None:
         if days < 1:
             raise ValueError(f"turn_audio_retention_days: at least 1, not {days}")
         self.archive_file, self.recordings_dir, self.days = archive_file, recordings_dir, days
         self.audit, self.every_s, self.first_delay_s = audit, every_s, first_delay_s
         self.clock, self.sleep = clock, sleep
+        self.held = held
+        """The calls under legal hold, asked before each purge (their turn audio stays)."""
         self.last_run: float | None = None
         """When this schedule last purged (or tried to); None before its first."""
         self.runs = 0
@@ -142,7 +149,7 @@ class DailyPurge:
     def _purge(self, now: float) -> PurgeResult:
         archive = Archive(self.archive_file)
         try:
-            return purge_turn_audio(archive, self.recordings_dir, self.days, SCHEDULED_BY, now=now)
+            return purge_turn_audio(archive, self.recordings_dir, self.days, SCHEDULED_BY, now=now, held=self.held())
         finally:
             archive.close()
 

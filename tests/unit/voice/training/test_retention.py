@@ -65,6 +65,18 @@ def test_old_turn_audio_goes_labels_and_new_audio_stay(tmp_path: Path) -> None:
         purge_turn_audio(archive, recordings, 0, "tester")
 
 
+def test_turn_audio_of_a_call_on_legal_hold_stays(tmp_path: Path) -> None:
+    archive, recordings = Archive(tmp_path / "a.sqlite3"), tmp_path / "recordings"
+    held_id, held_file = _recorded(archive, recordings, days_ago=40)
+    gone_id, gone_file = _recorded(archive, recordings, days_ago=41)
+    assert held_id != gone_id
+    stray = held_file.parent / f"{held_id}-2.wav"  # a turn of the held call the archive never heard of
+    stray.write_bytes(b"RIFF")
+    result = purge_turn_audio(archive, recordings, 30, "tester", now=NOW, held={held_id})
+    assert held_file.exists() and stray.exists() and not gone_file.exists()
+    assert result.files == 1 and archive.turn(held_id, 1).audio is not None and archive.turn(gone_id, 1).audio is None
+
+
 def test_only_whole_days_before_the_cut_off_are_expired() -> None:
     cut = time.mktime(time.strptime("2027-01-10 12:00", "%Y-%m-%d %H:%M"))
     names = ["2027-01-08", "2027-01-09", "2027-01-10", "notes", "2027-01-11"]
