@@ -49,6 +49,12 @@ _DIGIT_WORD = "공영일이삼사오육륙칠팔구"
 _SPOKEN = f"(?:[{_DIGIT_WORD}]\\s*){{8,}}[{_DIGIT_WORD}]"
 _MAY_CONTAIN = re.compile(rf"\d|@|{_SPOKEN}")
 """A text with no digit, no @ and no run of digit words has nothing to find: skipped without Presidio."""
+_SPOKEN_RUN = re.compile(_SPOKEN)
+MIN_DIGITS = 7
+"""The fewest digits any recognized number has (a local phone number, 123-4567): a text with fewer digits, no @
+and no run of digit words has nothing to find (a report's day, version or count), and costs no Presidio import."""
+_DATE_OR_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+"""A bare date or timestamp (a report's day column) is not personal data."""
 
 
 class _Engines:
@@ -117,6 +123,9 @@ def warm_up() -> None:
 def spans(text: str) -> list[tuple[int, int, str]]:
     """What in `text` is personal data: (start, end, tag), in order, overlaps merged to the widest."""
     if not text or not _MAY_CONTAIN.search(text):
+        return []
+    if "@" not in text and not _SPOKEN_RUN.search(text) and (
+            sum(c.isdigit() for c in text) < MIN_DIGITS or _DATE_OR_TIME.fullmatch(text.strip())):
         return []
     analyzer = _Engines.get()
     found = sorted((r.start, r.end, TAGS.get(r.entity_type, "<PII>"))

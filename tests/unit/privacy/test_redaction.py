@@ -71,3 +71,16 @@ def test_redaction_is_idempotent():
     once = redact("900101-1234567 / 010-1234-5678 / a@b.co")
     assert redact(once) == once
 
+
+
+@pytest.mark.parametrize("text", ["2026-12-01", "2026-12-01 09:30:00", "3", "general", "v12 node 4 of 6"])
+def test_report_cells_with_nothing_to_find_skip_presidio(text: str) -> None:
+    # A report's day, version or count: fewer digits than any recognized number (or a bare date), so a fresh
+    # `ivr report` process never pays Presidio's ~1 s import for its table.
+    from ivr.privacy.redaction import spans
+    assert spans(text) == [] and redact(text) == text
+
+
+def test_the_fast_path_still_redacts_a_number_beside_a_date() -> None:
+    assert redact("2026-12-01 전화 010-1234-5678") == "2026-12-01 전화 <PHONE>"
+    assert redact("mail kim@example.com") == "mail <EMAIL>"

@@ -82,9 +82,12 @@ async def test_a_replay_job_runs_in_the_background_one_at_a_time(client, app):
     assert started.status_code == 202 and started.json()["state"] == "running"
     again = await client.post("/api/trainer/flows/hotline/replays", headers=trainer, json={})
     assert again.status_code == 409 and "is running" in again.json()["detail"]
-    for _ in range(100):
+    # The job starts a process pool (each worker loads the model): seconds on a busy 2-core machine. Not a
+    # timing check: wait as long as it takes, within a minute.
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
         job = (await client.get("/api/trainer/flows/hotline/replays/current", headers=trainer)).json()
-        if job["state"] != "running":
+        if job["state"] != "running" or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.05)
     assert job["state"] == "done" and job["result"]["turns"] == 0, job
