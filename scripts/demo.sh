@@ -54,5 +54,5 @@ $IVR agents list
 echo
 $IVR status || true
 echo
-echo "Web pages: http://127.0.0.1:8080/agent  /field  /supervisor  /admin  (users and passwords: run/demo_users.env)"
+echo "Web pages: http://127.0.0.1:8080/agent  /field  /supervisor  /admin  /trainer  /reports  /qa  (users and passwords: run/demo_users.env)"
 echo "The stack keeps running. Logs: run/logs/; recordings: recordings/. Stop it with: .venv/bin/ivr down"
