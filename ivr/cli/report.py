@@ -31,8 +31,8 @@ Since = Annotated[str, typer.Option(help="window: a span back from now (7d, 12h,
 
 def _service() -> TrainerService:
     from ivr.records.archive import Archive
+    from ivr.routing.policy_settings import service_level_targets
     from ivr.voice.training.service import TrainerService
-    from ivr.web.trainer import service_level_targets
 
     settings = load_settings()
     archive = Archive(settings.archive_file)

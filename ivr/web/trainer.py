@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 
 from ivr.config import Settings
 from ivr.records.archive import Archive, ClusterChanged, NoSuchCluster, NoSuchTurn
+from ivr.routing.policy_settings import service_level_targets
 from ivr.voice.flow import Flow, load_flow, parse_flow
-from ivr.voice.training.kpi import ServiceLevelTargets
 from ivr.voice.training.service import (
     MAX_PAGE,
     InvalidLabel,
@@ -189,16 +189,6 @@ def trainer_router(settings: Settings, redis: aioredis.Redis, service: TrainerSe
         return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private, max-age=300"})
 
     return router
-
-
-def service_level_targets(settings: Settings) -> ServiceLevelTargets:
-    """The routing policy's service-level thresholds (``IVR_ROUTING_SERVICE_LEVEL_S``, the per-queue
-    ``IVR_ROUTING_QUEUE_SERVICE_LEVELS`` and the policy file), as the KPIs judge a queue by them."""
-    from ivr.routing.acd.bookkeeping import policy_from_settings
-
-    policy = policy_from_settings(settings)
-    return ServiceLevelTargets(policy.service_level.within_s,
-                               {queue: target.within_s for queue, target in policy.queue_service_levels.items()})
 
 
 def trainer_service(settings: Settings) -> TrainerService:

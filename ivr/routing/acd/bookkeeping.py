@@ -34,7 +34,7 @@ from ivr.routing.acd.callbacks import PendingCallbacks
 from ivr.routing.acd.seat import Seat
 from ivr.routing.acd.waiter import Waiter
 from ivr.routing.agents import AgentDirectory, Presence
-from ivr.routing.policy import PolicyError, policy_from_mapping
+from ivr.routing.policy_settings import policy_from_settings
 from ivr.routing.router import AgentState, Offer, Policy, Router, WaitingCall
 from ivr.routing.screenpop import POPS_CHANNEL, build_pop
 from ivr.voice.flow import Hold
@@ -441,27 +441,3 @@ class Bookkeeping:
                 continue
             shown.append(entry)
         return shown[:200]
-
-
-def policy_from_settings(settings: Settings) -> Policy:
-    """The routing policy the settings describe (``IVR_ROUTING_*``, and the policy file if one is named).
-
-    A bad value is refused with a message naming the field and the defaults are used instead: the ACD keeps
-    routing (and nobody waiting is dropped) while someone fixes the file."""
-    data: dict[str, Any] = {
-        "service_level": [settings.routing_service_level, settings.routing_service_level_s],
-        "queue_service_levels": dict(settings.routing_queue_service_levels),
-        "hold_max_s": settings.routing_hold_max_s,
-        "hold_patience_share": settings.routing_hold_patience_share,
-        "outcome": dict(settings.routing_outcome),
-    }
-    try:
-        if settings.routing_policy_file is not None:
-            data.update(json.loads(settings.routing_policy_file.read_text(encoding="utf-8")))
-        return policy_from_mapping(data)
-    except PolicyError as exc:
-        log.error("%s; routing with the default policy", exc)
-    except (OSError, ValueError) as exc:
-        log.error("routing policy file %s not read (%s); routing with the default policy",
-                  settings.routing_policy_file, exc)
-    return Policy()
