@@ -6,7 +6,7 @@ VENV := .venv
 IVR := $(VENV)/bin/ivr
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint typecheck bench up down status clean
+.PHONY: setup demo test unit lint typecheck bench chaos loadtest up down status clean
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,16 @@ typecheck: setup
 
 bench: setup
 	@$(PY) -m bench
+
+# Real SIP calls (SIPp) into the hotline, ramped until the IVR stops keeping up: bench/out/loadtest.json and .png.
+# Holds the stack's lock for the run (< 10 min); leaves the stack up.
+loadtest: setup
+	@flock /tmp/ivr-integration.lock $(PY) -m bench.loadtest
+
+# Faults under load (bench/chaos.py): calls in flight, then kill -9, restarts, a full disk, AMI dropped. Under the
+# stack's lock: it stops and starts parts of the live stack (and puts everything back).
+chaos: setup
+	@flock /tmp/ivr-integration.lock $(PY) -m bench.chaos
 
 up: setup
 	@$(IVR) up

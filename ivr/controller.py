@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -34,7 +35,9 @@ import time
 from typing import Any
 
 from panoramisk.message import Message
+from redis.exceptions import RedisError
 
+from ivr import metrics, sdnotify
 from ivr.config import Settings, asterisk_path
 from ivr.privacy.redaction import warm_up as redaction_warm_up
 from ivr.privacy.verifier import HttpVerifier
@@ -43,7 +46,7 @@ from ivr.recordings.library import CallRecorder
 from ivr.recordings.quality.worker import WorkerProcess as QualityWorkerProcess
 from ivr.records.call import CallRecord, Outcome
 from ivr.records.customer import Contact, Customer
-from ivr.records.store import CallStore, follow_channels
+from ivr.records.store import CallStore, call_key, follow_channels
 from ivr.routing.acd import Acd
 from ivr.routing.agents import AgentDirectory
 from ivr.routing.crm import crm_from_settings
@@ -52,12 +55,15 @@ from ivr.telephony.agi import AgiSession, CallHungUp, FastAgiServer
 from ivr.telephony.ami import AmiClient, AmiError
 from ivr.telephony.audiosocket import AudioSession, AudioSocketServer, dial_format
 from ivr.voice.flow import Flow, flow_queue_name, load_flow
-from ivr.voice.navigator import Decision, DecisionKind, Navigator, Speech
+from ivr.voice.navigator import Decision, DecisionKind, Learned, Navigator, Speech
+from ivr.voice.navigator.learned import changes as learned_changes
+from ivr.voice.navigator.learned import redis_key as learned_key
 from ivr.voice.training.archiving import CallArchiver
 from ivr.voice.training.retention import DailyPurge
 from ivr.voice.validation import Context, load_context
 from ivr.voice.versions import FLOWS_CHANNEL, AuditLog, FlowStore, Version, renderer_prerender
 from ivr.web.app import serve_web, web_redis
+from ivr.webrtc.gateway import AppCallGateway, AppCallRecord
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +98,11 @@ class Controller:
                        render=navigator.speech.renderer.render_async)
         self.ami.on("*", self.on_ami_event)
         self.ami.on("*", self.acd.on_ami_event)
-        self.ami.on_connected = self.acd.on_ami_connected
+        self.app_calls = AppCallGateway(settings, self.ami, self.store.redis, on_end=self._app_call_ended)
+        """Customers calling from the bank's app over WebRTC (ivr/webrtc/): bridged into the hotline."""
+        self.ami.on_connected = self.on_ami_connected
+        self.facts = ChannelFacts(self.ami, self.store.redis, settings.call_record_ttl_s)
+        """What the IVR learned of each caller, put on their channel (the dialplan's fallback reads it) and in Redis."""
         self.calls: dict[str, CallRecord] = {}
         """Live calls by call id (the hotline channel's uniqueid), until Asterisk reports the hangup."""
         self.started_at = time.time()
@@ -116,6 +126,7 @@ class Controller:
             log.warning("flow versions unavailable (%s): running %s from its file", exc, self.navigator.flow.id)
         self._flow_updates = asyncio.create_task(self._flow_feed(), name="flow-updates")
         self._purging = asyncio.create_task(self.purges.run(), name="turn-audio-purge")
+        self.recordings.start()  # a full recordings disk is logged when it fills: calls go on, unrecorded
         self.quality.start()
         if not self.settings.ami_secret.get_secret_value():
             log.error("IVR_AMI_SECRET is empty: run `ivr setup`; AMI stays disconnected, calls still work")
@@ -124,12 +135,14 @@ class Controller:
         await self.audio.start()
         await self.acd.start()
         await self.agi.start()
+        await self.app_calls.start()
         # The agents' and supervisors' pages, in this loop; a busy port is logged and calls go on without them.
         self.web_redis = web_redis(self.settings)
-        self.web = serve_web(self.settings, self.web_redis, self.acd)
+        self.web = serve_web(self.settings, self.web_redis, self.acd, app_calls=self.app_calls)
 
     async def stop(self) -> None:
         await self.quality.stop()
+        await self.recordings.stop()
         for task in (self._flow_updates, self._purging):
             if task is not None:
                 task.cancel()
@@ -140,6 +153,7 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.web
             await self.web_redis.aclose()
+        await self.app_calls.stop()
         await self.agi.stop()
         await self.acd.stop()
         await self.audio.stop()
@@ -153,11 +167,18 @@ class Controller:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.info("controller ready (pid %d)", os.getpid())
+        # Whoever supervises us (systemd, or `ivr up`'s supervisor) hears that calls are taken, then a ping per turn
+        # of this loop: a loop stuck for the watchdog's time gets this process killed and replaced.
+        sdnotify.notify(sdnotify.READY, f"STATUS=serving calls (pid {os.getpid()})")
+        watched = sdnotify.watchdog_interval_s() is not None
         while not stop.is_set():
+            if watched:
+                sdnotify.notify(sdnotify.WATCHDOG)
             await self.store.heartbeat(self.health())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
         log.info("controller stopping; calls in the IVR fall through to the dialplan's queue")
+        sdnotify.notify(sdnotify.STOPPING)
         await self.stop()
 
     def health(self) -> dict[str, object]:
@@ -175,6 +196,7 @@ class Controller:
             "acd_waiting": len(self.acd.router.waiting),
             "acd_offers": len(self.acd.router.offers),
             "flow_version": self.flow_version or 0,
+            **self.app_calls.health(),
             "at": round(time.time(), 3),
         }
 
@@ -213,7 +235,8 @@ class Controller:
         current = self.navigator
         return Navigator(flow, current.speech, current.recordings_dir, customers=self.customers.by_phone,
                          on_listen=self.on_listen, on_turn=self.store.append_turn,
-                         on_prompt_done=self.on_prompt_done, verify=current.verify, recording=current.recording)
+                         on_prompt_done=self.on_prompt_done, verify=current.verify, recording=current.recording,
+                         on_learned=self.on_learned)
 
     async def _flow_feed(self) -> None:
         """Follow publishes (ivr:flows); after a lost subscription, catch up with what went live meanwhile."""
@@ -234,7 +257,11 @@ class Controller:
                           language=navigator.flow.languages[0], flow_version=flow_version)
         self.calls[call.call_id] = call
         self.calls_handled += 1
-        customer = await self.customers.by_phone(call.caller)
+        metrics.CALLS.inc()
+        app_customer = self.app_calls.identify(call)  # an app call: the customer its signed token names
+        customer = await (self.customers.by_id(app_customer) if app_customer else self.customers.by_phone(call.caller))
+        if app_customer and customer is not None and customer.phones and not call.caller:
+            call.caller = customer.phones[0]  # the number on file (not a caller ID): self-service and callbacks
         call.apply_customer(customer, navigator.flow.languages)
         log.info("call %s from %s (%s) on %s", call.call_id, call.caller or "withheld",
                  call.customer or "unknown caller", call.channel)
@@ -244,10 +271,13 @@ class Controller:
         except CallHungUp:
             decision = Decision.caller_hung_up()
         except Exception as exc:
-            # Never a dead end: log it, and the caller goes to a person.
+            # Never a dead end: log it, and the caller goes to a person: the one their intent named, if they gave one.
             log.exception("call %s: navigation failed", call.call_id)
+            metrics.error(metrics.ErrorKind.NAVIGATION)
             call.note(f"controller error: {type(exc).__name__}: {exc}")
-            decision = Decision(DecisionKind.QUEUE, queue=self.settings.fallback_queue, reason="controller error")
+            learned = self.facts.known.get(call.call_id) or Learned()
+            decision = Decision(DecisionKind.QUEUE, queue=learned.queue or self.settings.fallback_queue,
+                                priority=learned.priority, reason="controller error")
         call.note(f"decision: {decision.reason}")
         await self._hand_over(call, agi, decision, customer, navigator)
         if decision.line_failed:
@@ -256,6 +286,7 @@ class Controller:
             if agi.hung_up:
                 call.note("the caller had hung up: the line ended with the call")
             else:
+                metrics.error(metrics.ErrorKind.AUDIO_LINE)
                 log.error("call %s: the audio line failed with the caller on the line; handed to a person",
                           call.call_id)
         await self.store.save(call, "call.routed" if call.queue else "call.updated")
@@ -343,6 +374,7 @@ class Controller:
                 reason = "AudioSocket did not connect" if not done else "the AudioSocket dial ended before connecting"
                 call.note(f"{reason}: to a person")
                 log.error("call %s: %s", call.call_id, reason)
+                metrics.error(metrics.ErrorKind.AUDIOSOCKET_CONNECT)
                 return Decision(DecisionKind.QUEUE, queue=self.settings.fallback_queue, reason=reason)
             session: AudioSession = connected.result()
             try:
@@ -365,11 +397,58 @@ class Controller:
         # The simulator (and the supervisor wall) follow calls through these events.
         await self.store.save(call, "call.listening", {"node": node, "prompt_s": round(prompt_s, 3)})
 
+    async def on_learned(self, call: CallRecord, learned: Learned) -> None:
+        # Off the call's path: the facts go to the channel and Redis in the background, in order.
+        self.facts.tell(call, learned)
+
     async def on_prompt_done(self, call: CallRecord, node: str) -> None:
         # When the prompt truly ended (played out or cut): under load the paced playback outlasts its seconds.
         await self.store.save(call, "call.prompt_done", {"node": node})
 
     # --- what Asterisk tells us about calls after the IVR
+
+    async def on_ami_connected(self) -> None:
+        """After every AMI login: the ACD reads device states and takes over holding callers; then the calls a previous
+        controller took, still up in Asterisk, are followed again (their outcome and end get recorded)."""
+        channels = await self.acd.on_ami_connected()
+        await self._readopt(channels)
+
+    async def _readopt(self, channels: list[Message]) -> None:
+        """Live calls with a record in Redis that this process does not know (it restarted): followed again. A caller
+        the dialplan's fallback sent to Asterisk's queue meanwhile gets that queue in their record."""
+        live = {e.get("Uniqueid", ""): e for e in channels
+                if e.get("Context") in READOPTED_CONTEXTS and e.get("Uniqueid", "") not in self.calls}
+        live.pop("", None)
+        if not live:
+            return
+        try:
+            async with self.store.redis.pipeline(transaction=False) as pipe:
+                for uid in live:
+                    pipe.get(call_key(uid))
+                    pipe.hgetall(learned_key(uid))
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("live calls not re-adopted: Redis unavailable (%s)", exc)
+            return
+        adopted = 0
+        for (uid, event), raw, facts in zip(live.items(), replies[::2], replies[1::2], strict=True):
+            waiter = self.acd.waiters.get(uid)
+            call = waiter.call if waiter else CallRecord.from_dict(json.loads(raw)) if raw else None
+            if call is None or call.ended_at is not None or uid in self.calls:
+                continue
+            Learned.from_variables(facts or {}).fill(call)  # the last answer's intent may be only in the facts
+            self.calls[uid] = call
+            adopted += 1
+            if event.get("Context") == "ivr-queue":
+                queue = event.get("Exten", "")
+                if call.outcome is None:
+                    why = "nothing learned" if queue == self.settings.fallback_queue else "the queue the IVR learned"
+                    call.note(f"the controller stopped mid-call: the dialplan queued the caller in {queue} ({why})")
+                call.queue, call.outcome = queue or call.queue, call.outcome or Outcome.QUEUED
+            call.note("followed again by a restarted controller")
+            self._later(self.store.save(call, "call.updated"))
+        if adopted:
+            log.info("re-adopted %d live calls from Asterisk and Redis", adopted)
 
     def on_ami_event(self, event: Message) -> None:
         name = event.get("Event", "")
@@ -390,6 +469,7 @@ class Controller:
             if call.outcome is None:
                 call.outcome = Outcome.ABANDONED
             self.calls.pop(call.call_id, None)
+            self.facts.forget(call.call_id)
             self._later(self.archiver.archive(call, self.navigator.flow.agent_intent))
             self._later(self.recordings.finish(call))
             if call.customer:
@@ -411,17 +491,89 @@ class Controller:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def _app_call_ended(self, app_call: AppCallRecord, call: CallRecord | None) -> None:
+        """An app call's leg ended (ivr/webrtc/gateway.py noted why on the record): save the record with it."""
+        if call is not None:
+            await self.store.save(call, "call.updated", {"app_end": call.app_end})
+
     async def _remember_contact(self, call: CallRecord) -> None:
         """The customer's contact history (what the agent's screen shows, and what patience is learned from)."""
         end = call.answered_at or call.ended_at
         wait = round(end - call.queued_at, 1) if call.queued_at and end else None
-        contact = Contact(at=call.started_at, channel="voice", call_id=call.call_id, path=call.path,
+        contact = Contact(at=call.started_at, channel="app" if call.via == "app" else "voice",
+                          call_id=call.call_id, path=call.path,
                           intent=call.intent, queue=call.queue, agent=call.agent, wait_s=wait,
                           outcome=call.outcome.value if call.outcome else "")
         try:
             await self.customers.add_contact(call.customer or "", contact)
         except Exception as exc:  # history is for later; the call itself is over
             log.warning("call %s: contact history not written (%s)", call.call_id, exc)
+
+
+READOPTED_CONTEXTS = frozenset({"hotline", "ivr-hold", "ivr-offer", "ivr-queue"})
+"""Dialplan contexts where a call a previous controller took may still be (asterisk_conf/extensions.conf)."""
+
+
+class ChannelFacts:
+    """What the IVR learned of each caller (``ivr.voice.navigator.learned``), on their channel and in Redis.
+
+    On the channel, so that if this process dies mid-call the dialplan's fallback still sends the caller to the
+    queue their intent named, with its priority ([hotline], ``fallback``); in Redis (``learned_key``), so that the
+    agent's pop and a restarted controller find it. Over AMI Setvar, not AGI: for the whole navigation the call's
+    AGI is busy running the AudioSocket Dial, and an AGI command would only run after it. One Setvar per changed
+    fact, sent in order per call and never on the call's path: a slow AMI delays the facts, not the caller.
+    """
+
+    def __init__(self, ami: AmiClient, redis: Any, ttl_s: int, timeout_s: float = 2.0) -> None:
+        self.ami = ami
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self.known: dict[str, Learned] = {}
+        """The latest facts of each call in the IVR (the controller's own fallback uses them too)."""
+        self._sent: dict[str, dict[str, str]] = {}
+        self._last: dict[str, asyncio.Future[None]] = {}
+        """Each call's last send: the next one waits for it (the channel ends up with the latest values)."""
+
+    def tell(self, call: CallRecord, learned: Learned) -> None:
+        self.known[call.call_id] = learned
+        sent = self._sent.setdefault(call.call_id, {})
+        changed = learned_changes(sent, learned.variables())
+        if not changed:
+            return
+        sent.update(changed)
+        task = asyncio.ensure_future(self._send(self._last.get(call.call_id), call, changed))
+        self._last[call.call_id] = task
+
+        def done(finished: asyncio.Future[None], call_id: str = call.call_id) -> None:
+            if self._last.get(call_id) is finished:
+                del self._last[call_id]
+
+        task.add_done_callback(done)
+
+    def forget(self, call_id: str) -> None:
+        self.known.pop(call_id, None)
+        self._sent.pop(call_id, None)
+
+    async def _send(self, previous: asyncio.Future[None] | None, call: CallRecord, changed: dict[str, str]) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(learned_key(call.call_id), mapping=changed)
+                pipe.expire(learned_key(call.call_id), self.ttl_s)
+                await pipe.execute()
+        except Exception as exc:  # the channel still gets them; the pop shows less
+            log.debug("call %s: learned facts not stored in Redis (%s)", call.call_id, exc)
+        if not call.channel or not self.ami.ready:
+            return
+        for name, value in changed.items():
+            try:
+                await self.ami.action({"Action": "Setvar", "Channel": call.channel, "Variable": name, "Value": value},
+                                      timeout=self.timeout_s)
+            except AmiError as exc:  # the caller hung up, or AMI went away: Redis has the facts
+                log.info("call %s: %s not set on the channel (%s)", call.call_id, name, exc)
+                return
 
 
 class AmiRecordingPause:
@@ -483,11 +635,13 @@ def build_controller(settings: Settings) -> Controller:
     for language in flow.languages:
         try:
             speech.registry.get(language)
+            metrics.set_up(metrics.Component.ASR, True)  # /readyz: a model is loaded
         except Exception as exc:
             log.warning("no speech recognition for %r: %s (callers in that language use keys)", language, exc)
     controller = Controller(settings, navigator)
     navigator.on_listen = controller.on_listen
     navigator.on_prompt_done = controller.on_prompt_done
+    navigator.on_learned = controller.on_learned
     navigator.on_turn = controller.store.append_turn
     navigator.customers = controller.customers.by_phone
     navigator.verify = HttpVerifier(settings.card_verifier, settings.card_verifier_timeout_s)

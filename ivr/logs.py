@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from ivr import metrics
+
 
 def configure(level: str = "INFO") -> None:
     logging.basicConfig(
@@ -13,3 +15,4 @@ def configure(level: str = "INFO") -> None:
     )
     # panoramisk logs every AMI reconnect attempt at INFO; ours are enough.
     logging.getLogger("panoramisk").setLevel(logging.WARNING)
+    metrics.count_logs()  # every warning and error on /metrics too (ivr_log_records_total)

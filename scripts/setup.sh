@@ -16,9 +16,12 @@ need_root() { [ "$(id -u)" = 0 ] || { echo "setup.sh must run as root (it instal
 # Host packages: Redis, espeak-ng for prompts, sox for audio tools, debootstrap for
 # the Asterisk root, chromium (and a Korean font, for customers' names) for the browser tests,
 # baresip-core for the HD voice (G.722) test caller (ivr/sim/g722_caller.py: its g722, aufile,
-# menu and ctrl_tcp modules; the baresip metapackage would only add GUI and video plugins).
+# menu and ctrl_tcp modules; the baresip metapackage would only add GUI and video plugins),
+# sip-tester (SIPp) for the SIP load test and the SIP abuse tests (bench/loadtest.py, bench/sipp/),
+# iptables for the fault tests (AMI dropped on loopback: bench/chaos.py, tests/integration/test_faults.py).
 HOST_PACKAGES=(debootstrap redis-server espeak-ng libespeak-ng1 sox ca-certificates
-               python3-venv chromium chromium-driver fonts-noto-cjk procps iproute2 baresip-core)
+               python3-venv chromium chromium-driver fonts-noto-cjk procps iproute2 baresip-core sip-tester
+               iptables)
 
 install_host_packages() {
   local missing=()

@@ -13,6 +13,12 @@ import typer
 from ivr.cli.common import app, fail, sim_extra_needed
 from ivr.config import load_settings
 
+#: What ``--expect`` may check: the record's outcome fields.
+EXPECTABLE = ("queue", "outcome", "intent", "agent", "customer")
+
+#: The exit status of a call that ended otherwise than ``--expect`` said (1 is a call that could not be placed).
+EXIT_DIFFERENT = 3
+
 
 @app.command()
 def call(
@@ -27,8 +33,15 @@ def call(
     codec: Annotated[str | None, typer.Option(
         help="with --sip: ulaw (a pyVoIP phone) or g722 (an HD voice phone, baresip); --rate 16000 means g722")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    expect: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE the call must end with (repeatable; KEY: " + ", ".join(EXPECTABLE) + "): checked, and "
+             "a call that ends differently says so and exits with status 3")] = None,
 ) -> None:
     """Place a simulated call through the real Asterisk and print its record."""
+    try:
+        expected = parse_expectations(expect or [])
+    except ValueError as exc:
+        fail(str(exc))
     with sim_extra_needed():
         from ivr.sim.simulator import SimulationError, Simulator, summary
 
@@ -64,6 +77,7 @@ def call(
     if as_json:
         json.dump(result, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
+        _check(result, expected, as_json)
         return
     typer.echo(f"call {result['call_id']} from {result['caller']}: {result['outcome']}"
                f" -> queue {result['queue'] or '-'}, agent {result['agent'] or '-'}")
@@ -80,3 +94,34 @@ def call(
                    f" ({'; '.join(decision['why'])})")
     for note in result["notes"]:
         typer.echo(f"  note: {note}")
+    _check(result, expected, as_json)
+
+
+def parse_expectations(items: list[str]) -> dict[str, str]:
+    """``["queue=payments", "intent=transfer"]`` -> {"queue": "payments", "intent": "transfer"}; ValueError naming
+    the item that is not KEY=VALUE with a KEY of EXPECTABLE."""
+    expected: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in EXPECTABLE or not value.strip():
+            raise ValueError(f"--expect {item!r}: KEY=VALUE with KEY one of {', '.join(EXPECTABLE)}")
+        expected[key.strip()] = value.strip()
+    return expected
+
+
+def differences(result: dict[str, object], expected: dict[str, str]) -> list[str]:
+    """What the call ended with that the expectations did not say: ["queue general (expected payments)"]."""
+    return [f"{key} {result.get(key) or '-'} (expected {value})" for key, value in expected.items()
+            if str(result.get(key) or "") != value]
+
+
+def _check(result: dict[str, object], expected: dict[str, str], as_json: bool) -> None:
+    if not expected:
+        return
+    different = differences(result, expected)
+    if different:
+        typer.secho(f"  ENDED DIFFERENTLY: {'; '.join(different)}", fg=typer.colors.RED, err=as_json, bold=True)
+        raise typer.Exit(EXIT_DIFFERENT)
+    if not as_json:
+        checked = ", ".join(f"{key} {value}" for key, value in expected.items())
+        typer.secho(f"  checked: {checked}, as announced", fg=typer.colors.GREEN)

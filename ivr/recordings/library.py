@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivr.privacy.redaction import redact
 from ivr.recordings.crypto import CannotDecrypt, parse_key, seal, unseal
+from ivr.recordings.disk import DiskWatch, room
 from ivr.recordings.index import RecordingIndex, RecordingRow, Search
 from ivr.recordings.manifest import Entry, Manifest, Problem, check, file_sha256
 from ivr.recordings.timeline import Flag, build_timeline, parse_flags
@@ -237,10 +238,15 @@ class RecordingLibrary:
             time.sleep(min(self.settle_s, 1.0))
             path = self.find_file(call_id, started_at)
         if path is None or not self._settled(path):
-            row = self._row(call, "", b"", "", 1, 0, 0.0, "missing",
-                            "no recording was found when the call ended (MixMonitor did not record it)")
+            left = room(self._root)
+            if left is not None and left.full:  # the usual cause, said plainly: MixMonitor could not write
+                problem = f"not recorded: the recordings disk was full ({left.describe()})"
+                log.error("call %s was NOT recorded: the recordings disk is full (%s)", call_id, left.describe())
+            else:
+                problem = "no recording was found when the call ended (MixMonitor did not record it)"
+                log.warning("call %s: no recording found in %s", call_id, self._root / CALLS_FOLDER)
+            row = self._row(call, "", b"", "", 1, 0, 0.0, "missing", problem)
             self.index.upsert(row)
-            log.warning("call %s: no recording found in %s", call_id, self._root / CALLS_FOLDER)
             return row
         known = self.index.get(call_id)
         if known is not None and known.state == "ok" and known.path == self._rel(path):
@@ -457,17 +463,29 @@ class RecordingLibrary:
 class CallRecorder:
     """The controller's side: ``finish(call)`` after the hang-up, in a thread, two at a time; never raises."""
 
-    def __init__(self, library: RecordingLibrary | None) -> None:
+    def __init__(self, library: RecordingLibrary | None, disk: DiskWatch | None = None) -> None:
         self.library = library
+        self.disk = disk
+        """The room left on the recordings disk, watched while the controller runs (``start``)."""
         self._slots = asyncio.Semaphore(2)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallRecorder:
+        disk = DiskWatch(settings.recordings_dir)
         try:
-            return cls(RecordingLibrary.from_settings(settings))
+            return cls(RecordingLibrary.from_settings(settings), disk)
         except ValueError as exc:  # a bad key: recordings stay as Asterisk wrote them, and the log says why
             log.error("call recordings are NOT indexed or hashed: %s", exc)
-            return cls(None)
+            return cls(None, disk)
+
+    def start(self) -> None:
+        """Watch the recordings disk (a full disk is logged as an ERROR when it fills, not found at the next audit)."""
+        if self.disk is not None:
+            self.disk.start()
+
+    async def stop(self) -> None:
+        if self.disk is not None:
+            await self.disk.stop()
 
     async def finish(self, call: CallRecord) -> RecordingRow | None:
         if self.library is None:

@@ -48,8 +48,9 @@ class Agent(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["ko"])
     dialects: list[str] = Field(default_factory=list)
     vip: bool = Field(default=False, description="may take VIP callers")
-    device: str = Field(pattern=r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+]+$",
-                        description="Asterisk dial string: a desk softphone (PJSIP/1001) or a mobile extension")
+    device: str = Field(pattern=r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]*$",
+                        description="Asterisk dial string: a desk softphone (PJSIP/1001), the page phone "
+                                    "(PJSIP/webrtc-1001, ivr.telephony.pagephone) or a mobile extension")
     mobile: str | None = Field(default=None, pattern=r"^\+?[0-9]{3,20}$",
                                description="mobile number reached through the trunk when the extension is away")
     max_offers: int = Field(default=1, ge=1, le=5, description="calls offered at once")

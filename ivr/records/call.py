@@ -136,6 +136,17 @@ class CallRecord:
     flow_version: int | None = None
     """The version of the flow the call walked (ivr.voice.versions; a publish mid-call does not change it), None
     when the controller runs the flow from its file (Redis was unavailable when it loaded)."""
+    via: str = "phone"
+    """How the caller came: "phone" (the hotline; known by caller ID at best) or "app" (the bank's app over WebRTC,
+    ivr/webrtc/: the customer is the one its signed token names, "authenticated in app")."""
+    app_customer: str | None = None
+    """App calls: the customer id the app's token named (also ``customer`` when the directory knows them)."""
+    app_screen: str | None = None
+    """App calls: the app screen the customer called from (e.g. "card"), when the app said."""
+    app_intent: str | None = None
+    """App calls: the intent that screen suggests; the flow confirms it before the menu."""
+    app_end: str | None = None
+    """App calls: whose side ended the app's leg and why ("network: no audio from the app for 4 s ...")."""
 
     secure_spans: list[dict[str, Any]] = field(default_factory=list)
     """Spans where the call recording was muted while the caller keyed card data (a ``secure_digits`` node), in

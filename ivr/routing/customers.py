@@ -74,6 +74,17 @@ class CustomerStore:
                         customer_id, exc.error_count())
             return None
 
+    async def by_id(self, customer_id: str) -> Customer | None:
+        """The customer with this id (an app call's token names it), bounded like ``by_phone``: None if unknown,
+        unreadable, or if the lookup fails or takes too long."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.get(customer_id)
+        except (TimeoutError, RedisError, OSError, ValidationError) as exc:
+            log.warning("customer %s not looked up (%s); treating the caller as unknown", customer_id,
+                        type(exc).__name__)
+            return None
+
     async def get(self, customer_id: str) -> Customer | None:
         raw = await self.redis.get(f"ivr:customer:{customer_id}")
         return Customer.model_validate_json(raw) if raw else None

@@ -41,6 +41,11 @@ def build_pop(call: CallRecord, customer: Customer | None, history: list[Contact
         "caller": call.caller,
         "known": customer is not None,
         "customer": _card(customer) if customer else None,
+        # App calls: who the app's signed token says is calling ("authenticated in app"), and the screen they
+        # called from (the intent hint); None for a phone call, known by caller ID at best.
+        "authenticated": {"by": "app", "label": "authenticated in app", "customer_id": call.app_customer,
+                          "screen": call.app_screen, "intent_hint": call.app_intent}
+        if call.via == "app" else None,
         "language": call.language,
         "dialect": call.dialect,
         "ivr": {

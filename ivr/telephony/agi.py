@@ -20,6 +20,7 @@ from typing import Any
 
 from panoramisk.utils import parse_agi_result
 
+from ivr import metrics
 from ivr.telephony.tcp import TcpListener
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,7 @@ class FastAgiServer(TcpListener):
 
     protocol = "FastAGI"
     read_limit = MAX_ENVIRONMENT_BYTES
+    while_busy = "new calls do not reach this controller: the dialplan's fallback queues them for a person"
 
     def __init__(self, host: str, port: int, environment_timeout: float = 5.0) -> None:
         super().__init__(host, port)
@@ -256,6 +258,7 @@ class FastAgiServer(TcpListener):
             script = env.script
             handler = self._routes.get(env.script)
             if handler is None:
+                metrics.error(metrics.ErrorKind.AGI_REQUEST)
                 log.error("FastAGI from %s asked for unknown route %r (known: %s)", peer, env.script,
                           ", ".join(sorted(self._routes)))
                 return
@@ -264,11 +267,13 @@ class FastAgiServer(TcpListener):
             if exc.is_probe:
                 log.debug("FastAGI connection from %s closed without a request (a port probe)", peer)
             else:
+                metrics.error(metrics.ErrorKind.AGI_REQUEST)
                 log.error("FastAGI from %s rejected: %s", peer, exc)
         except CallHungUp:
             log.info("FastAGI %s: caller hung up", script)
         except Exception:
             # The dialplan continues after AGI() returns: the caller still reaches a person.
+            metrics.error(metrics.ErrorKind.AGI_HANDLER)
             log.exception("FastAGI %s from %s failed; Asterisk's dialplan takes over", script, peer)
         finally:
             self.active.discard(task)

@@ -1,8 +1,11 @@
 """AMI: the Asterisk Manager Interface, over panoramisk, supervised.
 
 panoramisk reconnects a lost connection by itself; what it does not do is tell
-anyone that a login failed (it stays connected and unauthenticated), or refuse
-values that would inject extra AMI headers. Both are handled here.
+anyone that a login failed (it stays connected and unauthenticated), refuse
+values that would inject extra AMI headers, or notice a link that went silent
+(a firewall dropping packets, a hung Asterisk: TCP retransmits for minutes, its
+pings expect no reply, and its reconnect waits as long for a SYN that is dropped).
+All three are handled here: a Ping that must be answered, and a connect timeout.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 
 from panoramisk import Manager
 from panoramisk.message import Message
+
+from ivr import metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +61,28 @@ class _SupervisedManager(Manager):  # type: ignore[misc]
         self.client._login_result(ok, future)
         return ok
 
+    def connect(self, run_forever: bool = False, on_startup: Any = None, on_shutdown: Any = None) -> Any:
+        """panoramisk's connect, with a timeout: a dropped SYN fails in seconds, not after the kernel's two minutes
+        of retries, so the link comes back within ``reconnect_timeout`` of the network coming back."""
+        async def attempt() -> Any:
+            return await asyncio.wait_for(
+                self.loop.create_connection(self.config["protocol_factory"], self.config["host"], self.config["port"],
+                                            ssl=self.config["ssl"]), self.client.connect_timeout_s)
+
+        task = self.loop.create_task(attempt())
+        task.add_done_callback(self.connection_made)  # a TimeoutError is an OSError: panoramisk retries
+        return task
+
 
 class AmiClient:
     """One logged-in AMI connection for the controller, reconnecting when Asterisk restarts."""
 
-    def __init__(self, host: str, port: int, username: str, secret: str, reconnect_s: float = 2.0) -> None:
+    def __init__(self, host: str, port: int, username: str, secret: str, reconnect_s: float = 2.0,
+                 ping_s: float = 5.0, ping_timeout_s: float = 3.0, connect_timeout_s: float = 3.0) -> None:
         self.host, self.port, self.username = host, port, username
+        self.ping_s, self.ping_timeout_s, self.connect_timeout_s = ping_s, ping_timeout_s, connect_timeout_s
+        """A Ping every ``ping_s`` must be answered within ``ping_timeout_s``, or the link is dropped and made
+        again; a connection attempt gives up after ``connect_timeout_s`` (and is retried)."""
         self._manager = _SupervisedManager(
             host=host,
             port=port,
@@ -83,6 +104,9 @@ class AmiClient:
         self.on_connected: Callable[[], Awaitable[None]] | None = None
         """Run after every successful login (the ACD reads device states and holding callers)."""
         self._pending: set[asyncio.Future[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self.dropped = 0
+        """Connections dropped because Asterisk stopped answering (a silent link, not a clean close)."""
 
     @property
     def ready(self) -> bool:
@@ -95,6 +119,46 @@ class AmiClient:
     def start(self) -> None:
         self._manager.loop = asyncio.get_running_loop()
         self._manager.connect()
+        self._watchdog = asyncio.create_task(self._watch(), name="ami-watchdog")
+
+    async def _watch(self) -> None:
+        """Ask Asterisk for a Pong every ``ping_s``; no answer in ``ping_timeout_s``: the link is dead, drop it.
+        A Login left unanswered as long (connected just as the link went silent) is dropped the same way:
+        panoramisk would wait for its answer for ever."""
+        login: tuple[Any, float] | None = None
+        while True:
+            await asyncio.sleep(self.ping_s)
+            if not self.ready:
+                pending = getattr(self._manager, "authenticated_future", None)
+                now = asyncio.get_running_loop().time()
+                if pending is None or pending.done():
+                    login = None
+                elif login is None or login[0] is not pending:
+                    login = (pending, now)
+                elif now - login[1] > self.ping_timeout_s:
+                    login = None
+                    self.last_error = f"AMI at {self.host}:{self.port} did not answer the Login"
+                    log.warning("%s in %g s; connecting again", self.last_error, self.ping_timeout_s)
+                    self._drop()
+                continue
+            try:
+                await self.action({"Action": "Ping"}, timeout=self.ping_timeout_s)
+            except AmiError as exc:
+                if exc.status != "Timeout" or not self.ready:
+                    continue  # not connected (panoramisk is on it), or an answer that is no Pong: alive
+                self.dropped += 1
+                self.last_error = f"AMI at {self.host}:{self.port} did not answer a Ping in {self.ping_timeout_s:g} s"
+                log.warning("%s: the link is presumed dead; dropping it and reconnecting", self.last_error)
+                self._drop()
+
+    def _drop(self) -> None:
+        """Abort the connection (no FIN handshake over a dead link): panoramisk sees it lost and reconnects."""
+        self._ready.clear()
+        metrics.set_up(metrics.Component.AMI, False)
+        protocol = getattr(self._manager, "protocol", None)
+        transport = getattr(protocol, "transport", None)
+        if transport is not None:
+            transport.abort()
 
     async def wait_ready(self, timeout: float) -> bool:
         try:
@@ -104,16 +168,23 @@ class AmiClient:
         return True
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._retry:
             self._retry.cancel()
         self._manager.close()
         self._ready.clear()
+        metrics.set_up(metrics.Component.AMI, False)
 
     def _login_result(self, ok: bool, future: asyncio.Future[Any]) -> None:
         if ok:
             self.logins += 1
             self.last_error = ""
             self._ready.set()
+            metrics.set_up(metrics.Component.AMI, True)
+            if self.logins > 1:
+                metrics.AMI_RECONNECTS.inc()
             log.info("AMI logged in as %r at %s:%d (login #%d)", self.username, self.host, self.port, self.logins)
             if self.on_connected is not None:
                 # After every (re)login: whoever follows Asterisk's state reads it afresh.
@@ -123,6 +194,7 @@ class AmiClient:
             return
         reply = future.result()
         self.last_error = f"AMI login as {self.username!r} refused: {reply.get('Message', reply)}"
+        metrics.error(metrics.ErrorKind.AMI_LOGIN)
         log.error("%s; check IVR_AMI_SECRET in run/secrets.env against asterisk_conf/manager.conf "
                   "(regenerate with `ivr setup`). Retrying in 10 s.", self.last_error)
         # Drop this unauthenticated connection; panoramisk's reconnect logic tries again.
@@ -132,6 +204,7 @@ class AmiClient:
         if self._ready.is_set():
             log.warning("AMI connection to %s:%d lost (%s); reconnecting", self.host, self.port, exc or "closed")
         self._ready.clear()
+        metrics.set_up(metrics.Component.AMI, False)
 
     async def action(self, action: Mapping[str, Any], timeout: float = 10.0) -> Message | list[Message]:
         """Send an action and return its response; raise AmiError on Response: Error."""

@@ -43,6 +43,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ivr import metrics
 from ivr.telephony.tcp import TcpListener
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ HEADER = struct.Struct("!BH")
 MAX_PAYLOAD = 16_000
 #: Consecutive malformed audio frames after which the session ends (a second of 20 ms frames).
 MAX_BAD_AUDIO_FRAMES = 50
+#: Keys waiting unread (the call logic reads none while it only speaks) beyond which more keys are dropped: a card
+#: number and its expiry typed ahead fit; a stuck key, a dialler or a fax machine sending hundreds does not grow
+#: the call's memory and does not answer the next ten questions by itself.
+MAX_PENDING_DTMF = 32
 
 
 class Kind(enum.IntEnum):
@@ -350,6 +355,9 @@ class AudioSession:
     frames_by_rate: dict[int, int] = field(default_factory=dict)
     """Audio frames received per sample rate: the call record's "heard at" (several after a change)."""
     bad_frames: int = 0
+    dtmf_dropped: int = 0
+    """Keys dropped because MAX_PENDING_DTMF were already waiting unread."""
+    _pending_dtmf: int = 0
     """Frames refused: audio whose length is not whole samples, or kinds this protocol lacks."""
     _bad_run: int = 0
     _unknown_kinds: set[int] = field(default_factory=set)
@@ -384,7 +392,7 @@ class AudioSession:
                 elif frame.kind == Kind.DTMF:
                     digit = frame.payload[:1].decode("ascii", "replace").upper()
                     if digit in _DTMF_DIGITS:
-                        self._put(_SYSTEM, CallerDtmf(digit))
+                        self._receive_dtmf(digit)
                     else:
                         log.warning("call %s: ignoring invalid DTMF payload %r", self.call_id, frame.payload)
                 elif frame.kind == Kind.HANGUP:
@@ -405,10 +413,21 @@ class AudioSession:
                                   self.call_id, name, frame.kind, len(frame.payload))
         except ProtocolError as exc:
             reason, end = f"protocol error: {exc}", SessionEnd.PROTOCOL_ERROR
+            metrics.error(metrics.ErrorKind.AUDIOSOCKET_PROTOCOL)
             log.error("call %s: AudioSocket %s", self.call_id, exc)
         except (ConnectionError, OSError) as exc:
             reason, end = f"connection error: {exc}", SessionEnd.CONNECTION_ERROR
         self._finish(reason, end)
+
+    def _receive_dtmf(self, digit: str) -> None:
+        if self._pending_dtmf >= MAX_PENDING_DTMF:
+            if not self.dtmf_dropped:  # once per call; the count when the session ends
+                log.warning("call %s: %d keys waiting unread (a stuck key, a dialler?): dropping further keys until"
+                            " the call logic reads them; the call goes on", self.call_id, self._pending_dtmf)
+            self.dtmf_dropped += 1
+            return
+        self._pending_dtmf += 1
+        self._put(_SYSTEM, CallerDtmf(digit))
 
     def _receive_audio(self, frame: Frame) -> None:
         try:
@@ -489,12 +508,17 @@ class AudioSession:
     async def next_event(self, timeout: float | None = None) -> CallerEvent | None:
         """The next caller event, system frames first; None on timeout."""
         if not self._events.empty():  # the common case under load: no timer, no task
-            return self._events.get_nowait()[2]
+            return self._taken(self._events.get_nowait()[2])
         try:
             async with asyncio.timeout(timeout):
                 _, _, event = await self._events.get()
         except TimeoutError:
             return None
+        return self._taken(event)
+
+    def _taken(self, event: CallerEvent) -> CallerEvent:
+        if isinstance(event, CallerDtmf):
+            self._pending_dtmf -= 1
         return event
 
     async def events(self) -> AsyncIterator[CallerEvent]:
@@ -511,6 +535,9 @@ class AudioSession:
             return
         self.close_reason, self.end = reason, end
         self.closed.set()
+        if self.dtmf_dropped:
+            log.warning("call %s: %d keys were dropped in all (over %d waiting unread)", self.call_id,
+                        self.dtmf_dropped, MAX_PENDING_DTMF)
         MediaClock.current().discard(self)
         if self._playback:
             self._playback.stop()
@@ -555,12 +582,16 @@ class MediaClock:
         return clock
 
     def add(self, session: AudioSession) -> None:
+        if session not in self.sessions:
+            metrics.AUDIOSOCKET_SESSIONS.inc()
         self.sessions[session] = None
         session._send_frame()  # the first frame at once: Asterisk counts its 2 s from the connect
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="audiosocket-clock")
 
     def discard(self, session: AudioSession) -> None:
+        if session in self.sessions:
+            metrics.AUDIOSOCKET_SESSIONS.dec()
         self.sessions.pop(session, None)
 
     async def _run(self) -> None:
@@ -581,6 +612,7 @@ class AudioSocketServer(TcpListener):
     """Accepts Asterisk's AudioSocket connections for sessions the controller announced."""
 
     protocol = "AudioSocket"
+    while_busy = "calls cannot be heard: each goes to a person (AudioSocket did not connect)"
 
     def __init__(self, host: str, port: int, uuid_timeout: float = 2.0) -> None:
         super().__init__(host, port)
@@ -613,6 +645,7 @@ class AudioSocketServer(TcpListener):
                 raise ProtocolError(f"unknown or expired session UUID {session_id}")
         except (ProtocolError, TimeoutError, ConnectionError, OSError) as exc:
             self.rejected += 1
+            metrics.error(metrics.ErrorKind.AUDIOSOCKET_REJECTED)
             log.warning("AudioSocket connection from %s rejected: %s", peer, exc or "timed out waiting for UUID")
             with contextlib.suppress(ConnectionError, OSError):
                 writer.close()

@@ -36,9 +36,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ivr import metrics
 from ivr.config import Settings
 from ivr.routing.acd import Acd
 from ivr.web.admin import admin_router
+from ivr.web.app_calls import app_calls_router
 from ivr.web.auth import BAD_CREDENTIALS, CALL_TAKERS, LoginThrottled, User, UserRole, UserStore, require
 from ivr.web.desk import (
     TICKET_TEMPLATES,
@@ -49,7 +51,9 @@ from ivr.web.desk import (
     NotFound,
     PresenceChange,
 )
+from ivr.web.health import health_router
 from ivr.web.hub import Hub
+from ivr.web.phone import phone_router
 from ivr.web.qa import qa_library, qa_router
 from ivr.web.quality import quality_router
 from ivr.web.replay import replay_router
@@ -57,6 +61,7 @@ from ivr.web.reports import reports_router
 from ivr.web.trainer import trainer_router, trainer_service
 from ivr.web.verifier import verifier_router
 from ivr.web.wall import Wall
+from ivr.webrtc.gateway import AppCallGateway
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +103,7 @@ class TicketCreated(BaseModel):
 
 
 def create_app(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None,
-               static_dir: Path = STATIC_DIR) -> FastAPI:
+               static_dir: Path = STATIC_DIR, app_calls: AppCallGateway | None = None) -> FastAPI:
     """The web app over ``redis`` (and this process's ACD for the freshest wall, when given)."""
     users = UserStore(redis, settings.web_session_ttl_s)
     training = trainer_service(settings)  # the archive of finished calls: trainer's and reports' pages
@@ -206,6 +211,10 @@ def create_app(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None
     app.include_router(qa_router(qa_library(settings), redis))  # recordings for QA (qa, supervisors): ivr/web/qa.py
     app.include_router(quality_router(settings))  # quality checks' progress, review list: ivr/web/quality.py
     app.include_router(verifier_router())  # the demo card verifier (loopback only): ivr/web/verifier.py
+    # customers calling from the bank's app (WHIP-style WebRTC offers): ivr/web/app_calls.py over ivr/webrtc/
+    app.include_router(app_calls_router(app_calls, settings.app_call_max_sdp_bytes))
+    app.include_router(phone_router(settings, redis))  # the pages' softphone credentials: ivr/web/phone.py
+    app.include_router(health_router(settings, redis, acd))  # /healthz, /readyz, /metrics: ivr/web/health.py
 
     # --- pages
 
@@ -322,6 +331,7 @@ class _Guard:
             await self.app(scope, receive, send_with_headers)
         except Exception:
             error_id = uuid.uuid4().hex[:12]
+            metrics.error(metrics.ErrorKind.WEB)
             log.exception("web: internal error %s on %s %s", error_id, scope.get("method"), scope.get("path"))
             if started:
                 raise  # part of the response is out: nothing sensible to add; the server closes the connection
@@ -384,15 +394,15 @@ def web_redis(settings: Settings) -> aioredis.Redis:
         decode_responses=True, retry=reconnecting()))
 
 
-def serve_web(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None, app: FastAPI | None = None
-              ) -> asyncio.Task[None]:
+def serve_web(settings: Settings, redis: aioredis.Redis, acd: Acd | None = None, app: FastAPI | None = None,
+              app_calls: AppCallGateway | None = None) -> asyncio.Task[None]:
     """Serve the web app on ``settings.http_host:http_port`` in the running loop; cancel the task to stop.
 
     Cancelling shuts down gracefully (open sockets closed, the app's shutdown run, at most a few
     seconds). If the port cannot be bound, the error is logged and the task ends: the controller
     carries on with calls, without pages.
     """
-    app = app or create_app(settings, redis, acd)
+    app = app or create_app(settings, redis, acd, app_calls=app_calls)
     for name in ("uvicorn.error", "uvicorn.access"):
         if not any(isinstance(f, _RedactTokens) for f in logging.getLogger(name).filters):
             logging.getLogger(name).addFilter(_RedactTokens())

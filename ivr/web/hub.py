@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket
 
+from ivr import metrics
 from ivr.records.store import EVENTS_CHANNEL, follow_channels
 from ivr.routing.agents import PRESENCE_CHANNEL, AgentDirectory
 from ivr.routing.screenpop import POPS_CHANNEL
@@ -205,6 +206,8 @@ class Hub:
     # --- fan-out
 
     def _add(self, client: Client) -> None:
+        if client not in self.clients:
+            metrics.WEB_SOCKETS.inc()
         self.clients.add(client)
         if client.user.agent_id:
             self.by_agent[client.user.agent_id].add(client)
@@ -212,6 +215,8 @@ class Hub:
             self.supervisors.add(client)
 
     def _remove(self, client: Client) -> None:
+        if client in self.clients:
+            metrics.WEB_SOCKETS.dec()
         self.clients.discard(client)
         self.supervisors.discard(client)
         mine = self.by_agent.get(client.user.agent_id or "")

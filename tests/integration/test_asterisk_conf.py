@@ -17,7 +17,7 @@ CONF = PROJECT_DIR / "asterisk_conf"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PROBLEM = re.compile(r"\] (ERROR|WARNING)\[")
 CONTEXTS = ("hotline", "ivr-hold", "ivr-offer", "ivr-callback", "ivr-queue", "agents", "sim-inbound", "sim-caller",
-            "sim-phone", "from-trunk")
+            "sim-phone", "from-trunk", "app-call")
 
 
 def log_lines(settings: Settings) -> list[str]:

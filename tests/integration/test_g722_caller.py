@@ -18,6 +18,7 @@ import pytest
 from ivr.config import Settings
 from ivr.sim.g722_caller import G722Caller
 from ivr.sim.simulator import SimulationError, to_caller_audio
+from tests.integration.conftest import YES
 from tests.integration.test_wideband import band_energy
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def test_speech_is_heard_at_the_rate_of_the_sip_leg(live_stack: Settings, say, r
                                                     queue: str) -> None:
     spoken = say(said, **voice)
     recognizable(spoken, said, rate)
-    record, phone = g722_call(live_stack, "010-5555-1212", [spoken], codecs=codecs)
+    record, phone = g722_call(live_stack, "010-5555-1212", [spoken], [YES], codecs=codecs)  # YES: a confirmation
     assert phone.native_format == native  # Asterisk's CHANNEL(audionativeformat) of the caller's channel
     assert record["channel"].startswith(f"PJSIP/{live_stack.sim_extension}-")
     assert record["caller"] == "01055551212"  # presented through [sim-phone]

@@ -12,7 +12,7 @@ from ivr.config import Settings
 from ivr.records.store import CALLBACKS_STREAM, EVENTS_CHANNEL, call_key
 from ivr.telephony.ami import AmiClient
 from tests.integration import test_routing as routing
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import YES, wait_for
 
 # The agents' fixtures of the routing tests: who is in the directory, and their registered phones.
 directory, phones = routing.directory, routing.phones
@@ -44,10 +44,10 @@ TRANSFER_VOICE = {"voice": "ko+f1", "rate": 140}
 ])
 async def test_intents_by_voice(call, say, recognizable, said, voice, queue, intent):
     recognizable(say(said, **voice), said)
-    # When the recognizer is unsure the engine asks "…, right?"; the caller then says 네 (yes).
-    record = await call(audio=[say(said, **voice), say("네")])
-    assert record["turns"][0]["transcript"] == said
-    assert (record["intent"], record["queue"]) == (intent, queue)
+    # Should the recognizer be unsure in the call, the engine asks "…, right?"; the caller then presses 1 (yes).
+    record = await call(audio=[say(said, **voice)], dtmf=[YES])
+    assert record["turns"][0]["transcript"] == said, record["turns"]
+    assert (record["intent"], record["queue"]) == (intent, queue), (record["turns"], record["notes"])
     kinds = [t.get("kind", "ask") for t in (await _full_by_id(record["call_id"]))["turns"]]
     assert kinds in (["ask"], ["ask", "confirm"])
 
@@ -121,9 +121,10 @@ async def test_callback_offer_accepted_keeps_a_place(call, live_stack: Settings,
 
 async def test_barge_in_cuts_the_prompt_and_counts(call, say, recognizable, live_stack: Settings):
     recognizable(say("계좌 이체", **TRANSFER_VOICE), "계좌 이체")
-    record = await call(audio=[say("계좌 이체", **TRANSFER_VOICE), say("네")], barge_in=True)
+    # A confirmation, should one come, is answered by key (over its prompt, as this caller barges in).
+    record = await call(audio=[say("계좌 이체", **TRANSFER_VOICE)], dtmf=[YES], barge_in=True)
     turn = record["turns"][0]
-    assert record["queue"] == "payments"
+    assert record["queue"] == "payments", (record["turns"], record["notes"])
     full = await _full(live_stack, record)
     assert full["turns"][0]["barged_in"] is True
     assert turn["intent"] == "transfer"
@@ -131,10 +132,13 @@ async def test_barge_in_cuts_the_prompt_and_counts(call, say, recognizable, live
 
 async def test_every_turn_is_logged_for_trainers(call, say, recognizable, live_stack: Settings):
     recognizable(say("상담원 연결"), "상담원 연결")
-    record = await call(audio=[say("상담원 연결")])
+    record = await call(audio=[say("상담원 연결")], dtmf=[YES])
     entries = await _redis(live_stack).xrange(f"{call_key(record['call_id'])}:turns", "-", "+")
-    assert len(entries) == 1
-    turn = {k: json.loads(v) for k, v in entries[0][1].items()}
+    turns = [{k: json.loads(v) for k, v in fields.items()} for _, fields in entries]
+    # The question's turn, and the confirmation's if the engine asked one: each logged.
+    assert [t.get("kind", "ask") for t in turns] in (["ask"], ["ask", "confirm"]), turns
+    assert len(turns) == len(record["turns"])
+    turn = turns[0]
     assert (turn["node"], turn["transcript"], turn["intent"]) == ("main_menu", "상담원 연결", "agent")
     assert turn["audio"].endswith("-1.wav") and turn["speech_ended_at"] and turn["decided_at"]
     assert turn["decided_at"] >= turn["speech_ended_at"]

@@ -17,6 +17,7 @@ import pytest
 from ivr.config import Settings
 from ivr.sim.simulator import SimulationError
 from ivr.sim.sip_caller import SipCaller, ulaw_encode
+from tests.integration.conftest import YES
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,9 @@ def pyvoip_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(names) and t.is_alive()]
 
 
-def test_spoken_korean_over_sip_reaches_general_queue(live_stack: Settings, say) -> None:  # type: ignore[no-untyped-def]
-    record = sip_call(live_stack, "010-5555-0202", [say("상담원 연결")])
+def test_spoken_korean_over_sip_reaches_general_queue(live_stack: Settings, say, recognizable) -> None:  # type: ignore[no-untyped-def]
+    recognizable(say("상담원 연결"), "상담원 연결")
+    record = sip_call(live_stack, "010-5555-0202", [say("상담원 연결")], [YES])  # YES: should a confirmation come
     assert record["channel"].startswith(f"PJSIP/{live_stack.sim_extension}-")
     assert record["call_id"] and not record["call_id"].startswith("sim-")
     assert record["caller"] == "01055550202"  # presented through [sim-phone], not the phone's 9001
@@ -57,7 +59,7 @@ def test_concurrent_sip_calls_each_follow_their_own_channel(live_stack: Settings
     transfer = say("계좌 이체", voice="ko+f1", rate=140)  # heard right however framed (test_navigation.TRANSFER_VOICE)
     recognizable(transfer, "계좌 이체")
     with ThreadPoolExecutor(2) as pool:
-        payments = pool.submit(sip_call, live_stack, "01055550404", [transfer])
+        payments = pool.submit(sip_call, live_stack, "01055550404", [transfer], [YES])
         cards = pool.submit(sip_call, live_stack, "01055550505", None, ["2"])
         first, second = payments.result(timeout=90), cards.result(timeout=90)
     assert first["call_id"] != second["call_id"]

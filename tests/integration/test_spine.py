@@ -12,7 +12,7 @@ import redis
 from ivr.config import Settings
 from ivr.ops import stack
 from ivr.records.store import CONTROLLER_KEY
-from tests.integration.conftest import wait_for, waiting_for_person
+from tests.integration.conftest import YES, wait_for, waiting_for_person
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +25,11 @@ async def test_call_reaches_controller_with_callers_number(call):
     assert (record["intent"], record["queue"], record["outcome"]) == ("lost_card", "cards", "queued")
 
 
-async def test_controller_hears_spoken_korean_through_audiosocket(call, say):
-    record = await call(audio=[say("상담원 연결")])
+async def test_controller_hears_spoken_korean_through_audiosocket(call, say, recognizable):
+    recognizable(say("상담원 연결"), "상담원 연결")
+    record = await call(audio=[say("상담원 연결")], dtmf=[YES])
     turn = record["turns"][0]
-    assert turn["transcript"] == "상담원 연결"
+    assert turn["transcript"] == "상담원 연결", record["turns"]
     assert turn["intent"] == "agent"
     assert record["queue"] == "general"
     # The caller's side of the turn is kept for trainers, the whole call for compliance.

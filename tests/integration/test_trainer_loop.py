@@ -34,7 +34,7 @@ from ivr.voice.training.loop import cluster_suggestion
 from ivr.voice.training.replay import archived_turns, hear_freely, replay
 from ivr.voice.training.suggest import Suggestion, SuggestionError
 from ivr.voice.versions import FlowStore
-from tests.integration.conftest import RECOGNITION_MARGIN
+from tests.integration.conftest import RECOGNITION_MARGIN, YES
 from tests.integration.test_hot_reload import controller_runs
 
 pytestmark = pytest.mark.integration
@@ -159,7 +159,7 @@ async def test_failed_turns_become_a_published_phrase_that_routes_the_next_calle
             placed.append(record["call_id"])
         for text, voice, queue in RIGHT:
             recognizable(say(text, **voice), text)
-            record = await call(caller=CALLER, audio=[say(text, **voice), say("네")])
+            record = await call(caller=CALLER, audio=[say(text, **voice)], dtmf=[YES])
             assert record["queue"] == queue, record
             placed.append(record["call_id"])
         await wait_archived(archive, placed)

@@ -20,6 +20,7 @@ from ivr.routing.agents import AgentDirectory, Presence
 from ivr.sim.agent_phone import AgentPhone
 from ivr.sim.simulator import Simulator
 from tests.integration.browser import chromium, demo_passwords, shot, sign_in
+from tests.integration.conftest import YES
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,8 @@ async def acd_shows(settings: Settings, agent_id: str, shown: str, timeout: floa
 
 
 async def test_agent_signs_in_goes_ready_and_the_call_pops(  # type: ignore[no-untyped-def]
-        live_stack, passwords, browser, directory, phone, say) -> None:
+        live_stack, passwords, browser, directory, phone, say, recognizable) -> None:
+    recognizable(say("상담원 연결"), "상담원 연결")  # the pop shows what was heard: it must be heard right
     phone("1002")
     page = await browser.new_page(viewport={"width": 1440, "height": 900})
     await sign_in(page, live_stack, "/agent", "A1002", passwords["A1002"])
@@ -83,7 +85,7 @@ async def test_agent_signs_in_goes_ready_and_the_call_pops(  # type: ignore[no-u
     await page.locator('[data-testid="presence-state"][data-presence="ready"]').wait_for(timeout=5_000)
     assert await acd_shows(live_stack, "A1002", "ready"), "the ACD did not see the agent ready"
 
-    record = await Simulator(live_stack).run(VIP_CALLER, [say("상담원 연결")], until="answered", timeout=60)
+    record = await Simulator(live_stack).run(VIP_CALLER, [say("상담원 연결")], [YES], until="answered", timeout=60)
     assert (record["outcome"], record["agent"]) == ("answered", "A1002"), record["notes"]
     pop = page.get_by_test_id("pop")
     await pop.wait_for(timeout=5_000)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ivr.config import Settings
+from tests.integration.conftest import YES
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ async def test_the_caller_is_heard_at_the_rate_of_their_leg(call, say, recogniza
                                                             intent: str, queue: str) -> None:
     spoken = say(said, **voice)
     recognizable(spoken, said, rate)
-    record = await call(audio=[spoken], rate=rate)
+    record = await call(audio=[spoken], dtmf=[YES], rate=rate)  # YES: should the engine ask "…, right?"
     assert record["heard_at_hz"] == rate
     assert (record["turns"][0]["transcript"], record["intent"], record["queue"]) == (said, intent, queue)
     heard_rate, rms, high_share = band_energy(live_stack.recordings_dir / record["turns"][0]["audio"])

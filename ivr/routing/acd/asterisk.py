@@ -18,8 +18,12 @@ keeps the caller's place: when it is picked, the agent's device is originated fi
 
 So here: AMI events in (UserEvents of the dialplan, device states, Dial and Hangup), offers out (the redirect,
 the originate), a decline from the web pages (hanging up the ringing leg), the heartbeat, the announcements
-set on holding channels, and adopting callers found holding after a restart. Everything that needs no AMI
-is the bookkeeping's, which this class extends.
+set on holding channels, and adopting callers found holding (or being offered) after a restart. Everything
+that needs no AMI is the bookkeeping's, which this class extends.
+
+Calls Asterisk's own queues ring agents with (the dialplan's fallback while the controller was away, or no ACD):
+the agent's seat follows them (ringing, on a call) and their pop is built from what the IVR learned
+(``fallback.py``), so the agent sees who is calling and why, not an empty card.
 """
 
 from __future__ import annotations
@@ -38,13 +42,17 @@ from redis.exceptions import RedisError
 from ivr.config import Settings, asterisk_path
 from ivr.records.call import CallRecord
 from ivr.records.store import follow_channels
+from ivr.routing.acd import fallback
 from ivr.routing.acd.bookkeeping import Bookkeeping, SaveHook
 from ivr.routing.acd.seat import BUSY_DEVICE, RINGING_DEVICE
 from ivr.routing.acd.waiter import Waiter
 from ivr.routing.agents import PRESENCE_CHANNEL, AgentDirectory
+from ivr.routing.customers import CustomerStore
 from ivr.routing.router import Offer, Policy
 from ivr.telephony.ami import AmiClient, AmiError
 from ivr.voice.flow import Hold
+from ivr.voice.navigator.learned import Learned
+from ivr.voice.navigator.learned import redis_key as learned_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,8 @@ class Acd(Bookkeeping):
         super().__init__(settings, directory, hold, save, policy)
         self.ami = ami
         self.render = render
+        self.customers = CustomerStore(directory.redis)
+        """Customer cards for the pops of calls Asterisk's own queues offer (``fallback.py``)."""
         self._runner: list[asyncio.Task[None]] = []
         self._last_beat = 0.0
 
@@ -89,18 +99,25 @@ class Acd(Bookkeeping):
             with contextlib.suppress(BaseException):
                 await task
 
-    async def on_ami_connected(self) -> None:
-        """After (re)connecting to Asterisk: device states, and callers already holding."""
+    async def on_ami_connected(self) -> list[Message]:
+        """After (re)connecting to Asterisk: device states, and callers already holding or being offered (a restarted
+        controller takes them over in their place). Returns the channels Asterisk listed (CoreShowChannel events)."""
         # AMI may log in before the directory is loaded; the states must land on known seats.
         await self._loaded.wait()
+        channels: list[Message] = []
         try:
             for event in _as_list(await self.ami.action({"Action": "DeviceStateList"})):
                 self.on_ami_event(event)
-            for event in _as_list(await self.ami.action({"Action": "CoreShowChannels"})):
-                if event.get("Event") == "CoreShowChannel" and event.get("Context") == "ivr-hold":
+            channels = [e for e in _as_list(await self.ami.action({"Action": "CoreShowChannels"}))
+                        if e.get("Event") == "CoreShowChannel"]
+            for event in channels:
+                if event.get("Context") == "ivr-hold":
                     await self._adopt(event.get("Uniqueid", ""), event.get("Channel", ""))
+                elif event.get("Context") == "ivr-offer":
+                    await self._adopt_offered(event)
         except AmiError as exc:
             log.warning("ACD could not read Asterisk's state: %s", exc)
+        return channels
 
     # --- AMI events
 
@@ -118,6 +135,10 @@ class Acd(Bookkeeping):
                 self._on_dial_end(event, now)
             elif name == "Hangup":
                 self._on_hangup(event.get("Uniqueid", ""), now)
+            elif name == "AgentCalled":
+                self._on_queue_ring(event)
+            elif name in ("AgentRingNoAnswer", "AgentDump", "AgentConnect"):
+                self._on_queue_ring_end(name, event)
         except Exception:
             # One event's trouble must not stop the others (or the AMI reader).
             log.exception("ACD: %s event not handled", name)
@@ -184,6 +205,11 @@ class Acd(Bookkeeping):
             self._answered(waiter, seat.agent.id, now)
         elif status in ("CANCEL", "") and seat.call_id == waiter.call.call_id:
             self._set_activity(seat, "", "")  # the caller hung up while it rang: the agent is free again
+        elif status and waiter.waiting.id not in self.router.offers:
+            # An offer a previous controller made (adopted ringing): the agent is free again, and the caller, back
+            # in the waiting room (IvrHold), rejoins the line in their place.
+            if seat.call_id == waiter.call.call_id:
+                self._set_activity(seat, "", "")
         elif status:
             self._not_answered(waiter, seat.agent.id, status, now)
 
@@ -194,9 +220,47 @@ class Acd(Bookkeeping):
                 self._not_answered(waiter, self.router.offers[waiter.waiting.id].agent_id, "NOANSWER", now)
             return
         waiter = self.waiters.get(uid)
-        if waiter is None or waiter.callback_number:
+        if waiter is None:
+            for seat in self.seats.values():  # a caller Asterisk's queue was ringing an agent with
+                if seat.call_id == uid and seat.activity == "ringing":
+                    self._set_activity(seat, "", "")
+            return
+        if waiter.callback_number:
             return  # a callback keeps its place after the caller hangs up
         self._caller_left(waiter, now)
+
+    # --- calls Asterisk's own queues offer (the dialplan's fallback)
+
+    def _on_queue_ring(self, event: Message) -> None:
+        """Asterisk's queue rings an agent (AgentCalled): their seat is ringing, and their screen shows the call."""
+        seat = self.seats.get(self.by_device.get(event.get("Interface", ""), ""))
+        uid = event.get("Uniqueid", "")
+        if seat is None or not uid:
+            return
+        self._set_activity(seat, "ringing", uid)
+        waiter = self.waiters.get(uid)
+        if waiter is not None:
+            self._spawn(self.publish_pop(waiter, seat))
+        else:
+            self._spawn(self._publish_fallback_pop(uid, event.get("Channel", ""), event.get("CallerIDNum", ""),
+                                                   event.get("Queue", ""), seat.agent.id))
+
+    def _on_queue_ring_end(self, name: str, event: Message) -> None:
+        seat = self.seats.get(self.by_device.get(event.get("Interface", ""), ""))
+        uid = event.get("Uniqueid", "")
+        if seat is None or seat.call_id != uid:
+            return
+        if name == "AgentConnect":
+            self._set_activity(seat, "on_call", uid)
+        elif seat.activity == "ringing":  # not answered, or the caller left: free again
+            self._set_activity(seat, "", "")
+
+    async def _publish_fallback_pop(self, uid: str, channel: str, caller: str, queue: str, agent_id: str) -> None:
+        found = await fallback.gather(uid, channel, self.directory.redis, self.ami, self.customers)
+        call = fallback.fallback_record(uid, caller if caller.replace("+", "").isdigit() else "", queue, found)
+        await self._publish(uid, agent_id, fallback.fallback_pop(call, found, agent_id))
+        log.info("call %s: Asterisk's %s rings %s; pop from %s (intent %s)", uid, queue, agent_id, found.source,
+                 call.intent or "none")
 
     # --- offers placed in Asterisk
 
@@ -331,21 +395,51 @@ class Acd(Bookkeeping):
 
     # --- restart recovery
 
-    async def _adopt(self, uid: str, channel: str) -> None:
-        """A caller holding in Asterisk that this controller did not put there (it restarted)."""
+    async def _adopt(self, uid: str, channel: str, enqueue: bool = True) -> None:
+        """A caller holding in Asterisk that this controller did not put there (it restarted): back in line in their
+        place (the time they joined it), with the queue and priority the IVR learned."""
         if not uid or uid in self.waiters:
             return
+        raw, facts = None, {}
         try:
-            raw = await self.directory.redis.get(f"ivr:call:{uid}")
+            async with self.directory.redis.pipeline(transaction=False) as pipe:
+                pipe.get(f"ivr:call:{uid}")
+                pipe.hgetall(learned_key(uid))
+                raw, facts = await pipe.execute()
         except (RedisError, OSError):
-            raw = None
+            pass
+        learned = Learned.from_variables(facts or {})
         call = CallRecord.from_dict(json.loads(raw)) if raw else CallRecord(call_id=uid, caller="")
-        queue = call.queue or self.settings.fallback_queue
+        queue = call.queue or learned.queue or self.settings.fallback_queue
         call.note("adopted by a restarted controller while holding")
-        self.expect(call, queue, queue, 0, None, (self.hold.patience_s, "default"))
+        self.expect(call, queue, queue, learned.priority if learned.queue == queue else 0, None,
+                    (self.hold.patience_s, "default"))
         waiter = self.waiters[uid]
-        waiter.channel, waiter.in_router = channel, True
-        self._run(self.router.enqueue(waiter.waiting, time.time()))
+        waiter.channel = channel
+        if enqueue:
+            waiter.in_router = True
+            self._run(self.router.enqueue(waiter.waiting, time.time()))
+
+    async def _adopt_offered(self, event: Message) -> None:
+        """A caller a previous controller was offering to an agent ([ivr-offer]): followed, not offered again.
+
+        Ringing: the seat rings with the call; the Dial's end says what happened (answered, or back to the waiting
+        room, where the caller rejoins the line in their place). Bridged: the agent has them; the seat is on the call.
+        """
+        uid = event.get("Uniqueid", "")
+        await self._adopt(uid, event.get("Channel", ""), enqueue=False)
+        waiter = self.waiters.get(uid)
+        device = str(event.get("ApplicationData", "")).split(",")[0] if event.get("Application") == "Dial" else ""
+        seat = self.seats.get(self.by_device.get(device, ""))
+        if waiter is None or seat is None:
+            return
+        if event.get("BridgeId"):
+            waiter.call.agent = waiter.call.agent or seat.agent.id
+            waiter.call.answered_at = waiter.call.answered_at or time.time()
+            self._set_activity(seat, "on_call", uid)
+        else:
+            self._set_activity(seat, "ringing", uid)
+        self._persist(waiter.call, "call.updated")
 
 
 def _device_of(channel: str) -> str:

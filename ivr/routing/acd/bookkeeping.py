@@ -280,15 +280,19 @@ class Bookkeeping:
 
     async def publish_pop(self, waiter: Waiter, seat: Seat) -> None:
         """The agent's phone is ringing: their screen shows who and why (every web process hears it)."""
-        pop = build_pop(waiter.call, waiter.customer, waiter.history, seat.agent.id)
-        payload = json.dumps({"agent": seat.agent.id, "pop": pop}, ensure_ascii=False)
+        await self._publish(waiter.call.call_id, seat.agent.id,
+                            build_pop(waiter.call, waiter.customer, waiter.history, seat.agent.id))
+
+    async def _publish(self, call_id: str, agent_id: str, pop: dict[str, Any]) -> None:
+        """Keep the pop (``ivr:pop:<call id>``, what a reloaded page asks for) and push it to every web process."""
+        payload = json.dumps({"agent": agent_id, "pop": pop}, ensure_ascii=False)
         try:
             async with self.directory.redis.pipeline(transaction=False) as pipe:
-                pipe.set(f"ivr:pop:{waiter.call.call_id}", payload, ex=self.settings.call_record_ttl_s)
+                pipe.set(f"ivr:pop:{call_id}", payload, ex=self.settings.call_record_ttl_s)
                 pipe.publish(POPS_CHANNEL, payload)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.warning("call %s: screen pop not published (%s)", waiter.call.call_id, exc)
+            log.warning("call %s: screen pop not published (%s)", call_id, exc)
 
     # --- presence
 
@@ -373,10 +377,27 @@ class Bookkeeping:
     # --- persistence
 
     async def _store_callback(self, waiter: Waiter) -> None:
+        """Keep the callback in Redis (a restarted controller calls back too). Redis down: kept in memory, and stored
+        in the background as soon as Redis answers (the caller is not held for it; a callback is never lost)."""
         try:
             await self.callbacks.put(waiter)
         except (RedisError, OSError) as exc:
-            waiter.call.note(f"callback not stored in Redis ({exc}); kept in memory")
+            waiter.call.note(f"callback not stored in Redis yet ({exc}); kept in memory until it is")
+            log.error("call %s: callback not stored in Redis (%s); kept in memory, stored when Redis is back",
+                      waiter.call.call_id, exc)
+            self._spawn(self._store_callback_later(waiter))
+
+    async def _store_callback_later(self, waiter: Waiter, first_s: float = 0.5, max_s: float = 5.0) -> None:
+        delay = first_s
+        while self.waiters.get(waiter.call.call_id) is waiter:  # until it is called back or given up
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, max_s)
+            try:
+                await self.callbacks.put(waiter)
+            except (RedisError, OSError):
+                continue
+            log.info("call %s: callback stored in Redis after the outage", waiter.call.call_id)
+            return
 
     def _restore_callback(self, data: dict[str, Any], now: float) -> None:
         call = CallRecord.from_dict(data["call"])
@@ -407,7 +428,7 @@ class Bookkeeping:
             "agents": {s.agent.id: {"shown": s.shown, "device": s.agent.device, "device_state": s.device_state}
                        for s in self.seats.values()},
             "waiting": {w.waiting.id: {"queue": w.waiting.queue, "position": self.router.position(w.waiting.id),
-                                       "callback": bool(w.callback_number)}
+                                       "priority": w.waiting.priority, "callback": bool(w.callback_number)}
                         for w in self.waiters.values() if w.waiting.id in self.router.waiting},
             "offers": {o.call_id: o.agent_id for o in self.router.offers.values()},
             "answered": self.stats.answered, "ronas": self.stats.ronas,

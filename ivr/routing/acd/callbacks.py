@@ -8,14 +8,18 @@ storage lives here; what a callback does meanwhile is the bookkeeping's (``bookk
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ivr.routing.acd.waiter import Waiter
+
+log = logging.getLogger(__name__)
 
 CALLBACKS_KEY = "ivr:callbacks:pending"
 """Hash: callback id -> JSON, so accepted callbacks survive a controller restart."""
@@ -33,10 +37,18 @@ class PendingCallbacks:
                 "priority": waiter.waiting.priority, "owner": waiter.waiting.owner, "number": waiter.callback_number}
         await self.redis.hset(CALLBACKS_KEY, waiter.call.call_id, json.dumps(data, ensure_ascii=False))
 
-    async def drop(self, call_id: str) -> None:
-        """The callback is done with (reached or given up); a Redis outage leaves it for the next restart."""
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.hdel(CALLBACKS_KEY, call_id)
+    async def drop(self, call_id: str, retry_s: float = 5.0, attempts: int = 60) -> None:
+        """The callback is done with (reached or given up). Redis down: tried again every ``retry_s`` for a while, so
+        a restart after the outage does not call the customer back a second time."""
+        for attempt in range(attempts):
+            try:
+                await self.redis.hdel(CALLBACKS_KEY, call_id)
+                return
+            except (RedisError, OSError):
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(retry_s)
+        log.error("callback %s: done, but still kept in Redis (unreachable): a restart would call back again",
+                  call_id)
 
     async def all(self) -> list[dict[str, Any]]:
         """Every callback kept (entries that are not JSON are skipped)."""

@@ -10,6 +10,8 @@ Split where the work changes hands:
 - ``listening``: one turn of listening — prompt playback and barge-in, voice activity, feeding the recognizers,
   the end of the turn, all timed by the caller's audio (``listen``, ``Heard``). It knows no flow and keeps no
   state between turns.
+- ``learned``: what the IVR has learned of a caller (customer, intent, queue and priority, language, dialect, what
+  they said) as the channel variables the dialplan's fallback and the agent's pop read (``Learned``); pure.
 - ``turns``: the turn logic — walking the flow's nodes through their declared exits, understanding, confirming,
   offers, self-service, the call's language, saving turns (``Navigator``, ``Decision``); one call's changing
   state lives in its ``Conversation``, never on the navigator that serves every call.
@@ -17,6 +19,7 @@ Split where the work changes hands:
 Everything is importable from here, as before the split (``from ivr.voice.navigator import Navigator``).
 """
 
+from ivr.voice.navigator.learned import Learned
 from ivr.voice.navigator.listening import (
     FEED_BYTES,
     VOICED_RMS,
@@ -35,6 +38,7 @@ from ivr.voice.navigator.turns import (
     Conversation,
     Decision,
     DecisionKind,
+    LearnedHook,
     Navigator,
     TurnHook,
     evidence,
@@ -46,7 +50,7 @@ from ivr.voice.navigator.turns import (
 
 __all__ = [
     "AGENT_KEY", "FEED_BYTES", "MAX_STEPS", "PROMPT_MEMORY_CACHE", "VOICED_RMS", "CallerClock", "Conversation",
-    "Decision", "DecisionKind", "Heard", "ListenHook", "ModelSource", "Navigator", "PromptDoneHook", "Speech",
-    "TurnHook", "evidence", "exit_to", "hypotheses", "is_phrase", "listen", "voiced", "wall_backstop",
-    "word_confidence",
+    "Decision", "DecisionKind", "Heard", "Learned", "LearnedHook", "ListenHook", "ModelSource", "Navigator",
+    "PromptDoneHook", "Speech", "TurnHook", "evidence", "exit_to", "hypotheses", "is_phrase", "listen", "voiced",
+    "wall_backstop", "word_confidence",
 ]

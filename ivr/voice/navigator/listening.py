@@ -37,6 +37,7 @@ import numpy as np
 import soxr
 
 from asr import NARROWBAND_RATE, WIDEBAND_RATE, Partial, Result, TurnRecognizer
+from ivr import metrics
 from ivr.records.call import CallRecord
 from ivr.telephony.audiosocket import AudioSession, CallerAudio, CallerDtmf, CallerGone, Playback
 from ivr.voice.flow import Listen
@@ -273,6 +274,8 @@ class _Turn:
         session.stop_playback()
         await self._prompt_over()
         await self._finish()
+        if heard.result is not None and self.last_voice_wall is not None:  # ivr_asr_latency_seconds
+            metrics.observe_asr_latency(self.loop.time() - self.last_voice_wall - settings.endpoint_silence_s)
         return heard
 
     def _recognizers(self, phrases: list[str], detect: Mapping[str, list[str]]) -> None:
@@ -284,6 +287,7 @@ class _Turn:
             self.recognizer = self.speech.recognizer(self.call.language, phrases, self.rate)
         except Exception as exc:  # model missing, bad grammar: keys still work
             self.heard.error = f"speech recognition unavailable: {exc}"
+            metrics.error(metrics.ErrorKind.ASR)
             log.error("call %s: %s; listening for keys only", self.session.call_id, self.heard.error)
         for lang, other_phrases in detect.items():
             if lang == self.call.language or not other_phrases:
@@ -365,6 +369,7 @@ class _Turn:
             return await self.loop.run_in_executor(self.speech.executor, self.recognizer.feed, chunk)
         except Exception as exc:
             self.heard.error = f"recognizer failed: {exc}"
+            metrics.error(metrics.ErrorKind.ASR)
             log.error("call %s: %s; listening for keys only", self.session.call_id, self.heard.error)
             self.recognizer = None
             return None

@@ -30,6 +30,7 @@ from typing import Any
 from num2words import num2words
 
 from asr import Result
+from ivr import metrics
 from ivr.audio import write_wav
 from ivr.privacy.cards import SecretKind
 from ivr.privacy.verifier import Verdict, Verify
@@ -51,6 +52,7 @@ from ivr.voice.flow import (
     TransferNode,
 )
 from ivr.voice.navigator import secure
+from ivr.voice.navigator.learned import Learned, learned_of, route_ahead
 from ivr.voice.navigator.listening import Heard, ListenHook, PromptDoneHook, listen
 from ivr.voice.navigator.secure import RecordingPause
 from ivr.voice.navigator.speech import Speech
@@ -123,6 +125,8 @@ class Decision:
 
 TurnHook = Callable[[CallRecord, Turn], Awaitable[None]]
 """Called when a turn is decided (the turn log for trainers)."""
+LearnedHook = Callable[[CallRecord, Learned], Awaitable[None]]
+"""Called when what the IVR knows of the caller changed (``learned``): the controller puts it on the channel."""
 
 
 @dataclass(slots=True)
@@ -140,6 +144,10 @@ class Conversation:
     """Speech recognition failed during the call: it goes on with keys."""
     context: TurnContext = field(default_factory=TurnContext)
     """What the caller half-said, read together with their next words."""
+    route: tuple[str, int] | None = None
+    """The queue and priority the flow last led to (``learned.route_ahead``); kept through later questions."""
+    learned: Learned | None = None
+    """What the navigator last told ``on_learned``."""
 
 
 def exit_to(node: BaseNode, taken_by: str) -> str | None:
@@ -196,6 +204,7 @@ class Navigator:
         on_prompt_done: PromptDoneHook | None = None,
         verify: Verify | None = None,
         recording: RecordingPause | None = None,
+        on_learned: LearnedHook | None = None,
     ) -> None:
         self.flow = flow
         self.speech = speech
@@ -208,6 +217,8 @@ class Navigator:
         """Where a secure node's digits go (ivr.privacy.verifier); none configured: no verdict (a person)."""
         self.recording = recording
         """Pauses the call recording during a secure node; None where there is no recording (text simulation)."""
+        self.on_learned = on_learned
+        """Told each time what the IVR knows of the caller changes (at most once per node visited)."""
         self.thresholds = Thresholds(act=flow.thresholds.act, confirm=flow.thresholds.confirm)
 
     def prompts(self) -> list[tuple[str, str]]:
@@ -236,14 +247,45 @@ class Navigator:
     async def run(self, call: CallRecord, session: AudioSession) -> Decision:
         conv = Conversation(call, session, self.choose_language(call))
         node_id = self.flow.start
+        if call.app_intent:  # an app call from a screen that names its subject (ivr/webrtc): confirm it first
+            node_id = await self._app_hint(conv, node_id, call.app_intent)
         for _ in range(MAX_STEPS):
             call.path.append(node_id)
-            step = await self._visit(node_id, conv)
+            await self._learned(conv, node_id)
+            with metrics.CALLS_IN_NODE.labels(node_id).track_inprogress():  # ivr_calls_in_ivr{node}
+                step = await self._visit(node_id, conv)
             if isinstance(step, Decision):
                 return self._line_failure(step, conv)
             node_id = step
         call.note(f"flow did not end within {MAX_STEPS} steps: to a person")
         return Decision(DecisionKind.QUEUE, queue=self.flow.fallback_queue, reason="flow too long")
+
+    async def _app_hint(self, conv: Conversation, node_id: str, intent: str) -> str:
+        """The app's hint (the screen the customer called from names a subject): the start question's confirmation
+        of that intent instead of its open question. Yes (or a correction naming another of its intents): on as if
+        the caller had said it; no, silence or a hint the question has no exit for: the question as usual."""
+        node = self.flow.nodes.get(node_id)
+        if not isinstance(node, AskNode) or intent not in self.flow.intents or exit_to(node, intent) is None:
+            return node_id
+        conv.call.path.append(node_id)
+        chosen = await self._confirm(node, intent, conv)
+        target = exit_to(node, chosen) if chosen is not None else None
+        if target is None or conv.session.closed.is_set():
+            conv.call.path.pop()  # asked again as the flow's own question (the loop records the visit)
+            return node_id
+        conv.call.intent = chosen
+        conv.call.note(f"the app's hint {intent} confirmed at {node_id}" if chosen == intent
+                       else f"the app's hint {intent} corrected to {chosen} at {node_id}")
+        return target
+
+    async def _learned(self, conv: Conversation, node_id: str) -> None:
+        """Before each node: what the caller has told so far (their turns up to here), and where the flow now leads
+        them (kept from earlier when it leads nowhere yet), to ``on_learned`` if any of it changed."""
+        conv.route = route_ahead(self.flow, node_id) or conv.route
+        learned = learned_of(conv.call, conv.route)
+        if learned != conv.learned and self.on_learned is not None:
+            conv.learned = learned
+            await self.on_learned(conv.call, learned)
 
     def _line_failure(self, decision: Decision, conv: Conversation) -> Decision:
         """A line that broke (a protocol error, an error frame, a socket fault) is not a caller who hung up:
@@ -583,6 +625,7 @@ class Navigator:
     async def _decided(self, call: CallRecord, turn: Turn, audio: bytearray, rate: int) -> None:
         turn.decided_at = time.time()
         call.turns.append(turn)
+        metrics.count_turn(turn.kind, turn.intent, turn.transcript, turn.dtmf, turn.error)
         turn.audio = await asyncio.to_thread(self._save_turn_audio, call, len(call.turns), audio, rate)
         if self.on_turn:
             await self.on_turn(call, turn)

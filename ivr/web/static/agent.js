@@ -1,4 +1,5 @@
-// Agent desktop (/agent): presence, the screen pop at ring time, and the after-call disposition.
+// Agent desktop (/agent): presence, the page phone (lib/phone.js), the screen pop at ring time, and the after-call
+// disposition.
 
 import { api, connectSocket } from './lib/backend.js';
 import { boot } from './lib/boot.js';
@@ -9,10 +10,13 @@ import { renderDisposition } from './lib/disposition.js';
 import { $, byTestId, el, fill } from './lib/dom.js';
 import { toast } from './lib/notices.js';
 import { startPage } from './lib/page.js';
+import { createPhone } from './lib/phone.js';
+import { phonePresence, renderPhonePanel, stopPhoneWithPage } from './lib/phonebar.js';
 import { renderPop } from './lib/pop.js';
 
 const PHASES = {
   ringing: 'Ringing — answer on your phone',
+  ringing_here: 'Ringing — answer here',
   on_call: 'On call',
   after: 'Call ended — wrap up',
   done: 'Wrap-up saved',
@@ -24,12 +28,16 @@ const state = {
   presence: { status: 'offline', reason: '', activity: '', call_id: '' },
   templates: null,
   call: null, // {pop, phase, form, saved}
+  phone: null, // the page phone (lib/phone.js): state 'none' when calls ring a SIP phone
+  phonePanel: () => {},
+  phoneReady: null, // {changed, beforeReady}: ready and registered as one state
 };
 
 boot(() => startPage({ roles: ['agent', 'field'], onReady }));
 
 function onReady(session) {
   state.session = session;
+  startPhone();
   wirePresence();
   api('/api/ticket-templates', { quiet: true })
     .then((templates) => { state.templates = templates; })
@@ -40,10 +48,37 @@ function onReady(session) {
 // ---------------------------------------------------------------------------------------------
 // Presence
 
+function startPhone() {
+  state.phone = createPhone(() => {
+    state.phonePanel();
+    state.phoneReady.changed();
+    const call = state.call;
+    if (call && call.phase === 'ringing') setPhase('ringing'); // "answer here" once the page phone rings
+  });
+  state.phoneReady = phonePresence(state.phone, {
+    presence: () => state.presence,
+    setStatus: async (status, reason) => {
+      if (!(await setPresence(state.session.agent_id, status, reason))) return false;
+      applyPresence({ status, reason });
+      return true;
+    },
+  });
+  state.phonePanel = renderPhonePanel(byTestId('phone'), state.phone, {
+    who: (call) => (state.call && call.callId && state.call.pop.call_id === call.callId ? callerName(state.call.pop) : ''),
+  });
+  stopPhoneWithPage(state.phone);
+  state.phone.start();
+}
+
+function callerName(pop) {
+  return pop.known && pop.customer ? pop.customer.name : pop.caller || '';
+}
+
 function wirePresence() {
   const reason = byTestId('presence-reason');
   const choose = async (status) => {
     const why = status === 'not_ready' ? reason.value : '';
+    if (status === 'ready' && !(await state.phoneReady.beforeReady())) return;
     if (await setPresence(state.session.agent_id, status, why)) {
       applyPresence({ status, reason: why });
       toast(`Status: ${byTestId('presence-state').textContent}`);
@@ -120,8 +155,11 @@ function setPhase(phase) {
   call.phase = phase;
   ringTitle(phase === 'ringing' ? call.pop : null);
   const live = phase === 'ringing' || phase === 'on_call';
+  const here = phase === 'ringing' && state.phone && state.phone.call && state.phone.call.status === 'ringing';
+  state.phonePanel();
   fill(call.bar,
-    el('span', { class: `phase phase-${phase}`, testid: 'call-phase', data: { phase }, text: PHASES[phase] }),
+    el('span', { class: `phase phase-${phase}`, testid: 'call-phase', data: { phase },
+      text: PHASES[here ? 'ringing_here' : phase] }),
     el('span', { class: 'muted callbar-id' }, 'Call ', el('span', { class: 'mono', text: call.pop.call_id })),
     el('span', { class: 'spacer' }),
     live ? el('button', {

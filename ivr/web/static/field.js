@@ -1,5 +1,6 @@
-// Field manager's phone page (/field): a big ready switch, accept/decline while ringing (the call itself is
-// answered on the phone's softphone), the pop in one column, and case notes after the call.
+// Field manager's phone page (/field): a big ready switch, accept/decline while ringing, the pop in one column, and
+// case notes after the call. With a page phone (lib/phone.js) Accept answers the call right here and the phone
+// panel has mute, hold, keypad and transfer; with a SIP phone the call itself is answered on that phone.
 
 import { api, connectSocket } from './lib/backend.js';
 import { boot } from './lib/boot.js';
@@ -11,23 +12,33 @@ import { $, byTestId, el, fill } from './lib/dom.js';
 import { duration, intentLabel } from './lib/format.js';
 import { toast } from './lib/notices.js';
 import { startPage } from './lib/page.js';
+import { createPhone } from './lib/phone.js';
+import { phonePresence, renderPhonePanel, stopPhoneWithPage } from './lib/phonebar.js';
 import { popSummary, renderPop } from './lib/pop.js';
 
 const state = {
   session: null,
   presence: { status: 'offline', reason: '', activity: '', call_id: '' },
   call: null, // {pop, phase: ringing|accepted|on_call|after|done|missed, form, saved}
+  phone: null, // the page phone (lib/phone.js): state 'none' when calls ring a SIP phone
+  phonePanel: () => {},
+  phoneReady: null, // {changed, beforeReady}: ready and registered as one state
 };
 
 boot(() => startPage({ roles: ['field', 'agent'], onReady }));
 
 function onReady(session) {
   state.session = session;
+  startPhone();
   const toggle = byTestId('field-switch');
   toggle.addEventListener('click', async () => {
     const status = toggle.getAttribute('aria-checked') === 'true' ? 'not_ready' : 'ready';
     const reason = status === 'not_ready' ? byTestId('presence-reason').value : '';
     toggle.disabled = true;
+    if (status === 'ready' && !(await state.phoneReady.beforeReady())) {
+      toggle.disabled = false;
+      return;
+    }
     if (await setPresence(session.agent_id, status, reason)) applyPresence({ status, reason });
     toggle.disabled = false;
   });
@@ -36,11 +47,53 @@ function onReady(session) {
     const reason = event.target.value;
     if (await setPresence(session.agent_id, 'not_ready', reason)) applyPresence({ status: 'not_ready', reason });
   });
-  byTestId('field-accept').addEventListener('click', () => setPhase('accepted'));
+  byTestId('field-accept').addEventListener('click', () => {
+    if (ringingHere()) state.phone.answer();
+    setPhase('accepted');
+  });
   byTestId('field-decline').addEventListener('click', decline);
-  byTestId('field-finish').addEventListener('click', () => setPhase('after'));
+  byTestId('field-finish').addEventListener('click', () => {
+    if (state.phone.enabled) state.phone.hangup();
+    setPhase('after');
+  });
   byTestId('pop-dismiss').addEventListener('click', dismiss);
   connectSocket({ onMessage, onOpen: resync });
+}
+
+function startPhone() {
+  state.phone = createPhone(() => {
+    state.phonePanel();
+    state.phoneReady.changed();
+    const call = state.call;
+    const line = state.phone.call;
+    if (!call || !line || (line.callId && line.callId !== call.pop.call_id)) return;
+    if (call.phase === 'accepted' && line.status === 'active') setPhase('on_call');
+    else if (call.phase === 'accepted' && line.status === 'ringing') state.phone.answer(); // accepted before it rang
+    else if (call.phase === 'ringing') setPhase('ringing'); // "ringing here" once the page phone rings
+  });
+  state.phoneReady = phonePresence(state.phone, {
+    presence: () => state.presence,
+    setStatus: async (status, reason) => {
+      if (!(await setPresence(state.session.agent_id, status, reason))) return false;
+      applyPresence({ status, reason });
+      return true;
+    },
+  });
+  state.phonePanel = renderPhonePanel(byTestId('phone'), state.phone, {
+    compact: true,
+    who: (line) => {
+      const pop = state.call && line.callId === state.call.pop.call_id ? state.call.pop : null;
+      return pop ? (pop.known && pop.customer ? pop.customer.name : pop.caller || '') : '';
+    },
+  });
+  stopPhoneWithPage(state.phone);
+  state.phone.start();
+}
+
+/** The page phone rings with the call on screen (or with a call that carries no id). */
+function ringingHere() {
+  const line = state.phone && state.phone.call;
+  return Boolean(line && line.status === 'ringing' && (!line.callId || !state.call || line.callId === state.call.pop.call_id));
 }
 
 function applyPresence(message) {
@@ -104,7 +157,9 @@ function showCall(pop, phase) {
 
 const HINTS = {
   ringing: 'Your softphone is ringing.',
+  ringing_here: 'Ringing here: tap Accept to answer.',
   accepted: 'Accepted — answer on your softphone now.',
+  accepted_here: 'Connecting…',
   on_call: 'On call.',
   after: 'Call ended. Add your case notes below.',
   done: 'Case notes saved.',
@@ -122,7 +177,9 @@ function setPhase(phase) {
   ring.hidden = false;
   ring.dataset.phase = phase;
   $('#ring-title').textContent = TITLES[phase];
-  $('#ring-hint').textContent = HINTS[phase];
+  const here = state.phone && state.phone.enabled && ['ringing', 'accepted'].includes(phase) && (phase === 'accepted' || ringingHere());
+  $('#ring-hint').textContent = HINTS[here ? `${phase}_here` : phase];
+  state.phonePanel();
   $('#ring-actions').hidden = phase !== 'ringing';
   $('#call-actions').hidden = !['accepted', 'on_call'].includes(phase);
   $('#done-actions').hidden = !['done', 'missed'].includes(phase);

@@ -12,8 +12,10 @@ import pytest
 
 from ivr.config import PROJECT_DIR, Settings
 from ivr.ops.provision import provision, sip_password_key
+from ivr.telephony import pagephone
 
 EXTENSIONS = ["1001", "1002", "1003", "1004", "2001", "2002", "9001"]
+PAGE_PHONES = EXTENSIONS[:-1]  # every agent and field extension has a WebRTC twin; the simulator's phone none
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +44,10 @@ def test_secrets_file_private_and_complete(tmp_path: Path) -> None:
     assert written[0] == secrets_env
     assert mode(secrets_env) == 0o600
     values = read_secrets(secrets_env)
-    assert set(values) == {"IVR_AMI_SECRET", *(sip_password_key(e) for e in EXTENSIONS)}
+    assert set(values) == {"IVR_AMI_SECRET", "IVR_APP_TOKEN_SECRET", *(sip_password_key(e) for e in EXTENSIONS),
+                           *(pagephone.password_key(e) for e in PAGE_PHONES)}
     assert all(len(v) >= 20 for v in values.values())
+    assert len(values["IVR_APP_TOKEN_SECRET"]) >= 43  # 256 bits for the app tokens' HMAC key (RFC 7518)
     assert len(set(values.values())) == len(values)  # every secret distinct
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -86,6 +90,41 @@ def test_pjsip_one_endpoint_per_extension(tmp_path: Path) -> None:
         assert f"[{ext}](phone-aor)\n" in text
     assert "context = sim-phone" in text.split("[9001](desk-agent)")[1].split("\n\n")[0]
     assert "carrier" not in text  # no trunk unless IVR_TRUNK_ADDRESS is set
+
+
+def test_every_agent_extension_has_a_webrtc_twin_with_its_own_password(tmp_path: Path) -> None:
+    provision(make_settings(tmp_path))
+    text = (tmp_path / "asterisk" / "generated" / "pjsip_users.conf").read_text()
+    twins = re.findall(r"^\[(webrtc-\d+)\]\(webrtc-phone\)$", text, re.MULTILINE)
+    assert twins == [f"webrtc-{e}" for e in PAGE_PHONES]
+    values = read_secrets(tmp_path / "secrets.env")
+    for ext in PAGE_PHONES:
+        password = values[pagephone.password_key(ext)]
+        assert password != values[sip_password_key(ext)]
+        block = text.split(f"[webrtc-{ext}](webrtc-phone)\n")[1].split("\n\n")[0]
+        assert f"aors = webrtc-{ext}" in block and f"<{ext}>" in block  # the extension's caller id
+        assert f"[webrtc-{ext}-auth](phone-auth)\nusername = webrtc-{ext}\npassword = {password}\n" in text
+        assert f"[webrtc-{ext}](webrtc-aor)\n" in text
+
+
+def test_wss_server_tls_only_with_a_self_signed_certificate_kept_across_runs(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    settings = make_settings(tmp_path)
+    written = provision(settings)
+    conf = (tmp_path / "asterisk" / "generated" / "http_tls.conf").read_text().splitlines()
+    cert, key = tmp_path / "tls" / "wss.crt", tmp_path / "tls" / "wss.key"
+    assert {cert, key} <= set(written)
+    assert conf == ["tlsenable = yes", "tlsbindaddr = 127.0.0.1:8089", f"tlscertfile = {cert}",
+                    f"tlsprivatekey = {key}"]  # run_dir outside the project: the path as it is
+    assert mode(key) == 0o600
+    names = x509.load_pem_x509_certificate(cert.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    first = cert.read_bytes()
+    provision(settings)
+    assert cert.read_bytes() == first  # not remade: browsers that trusted it keep trusting it
 
 
 def test_second_run_keeps_secrets(tmp_path: Path) -> None:

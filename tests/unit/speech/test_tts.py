@@ -181,3 +181,29 @@ def test_an_empty_rendering_is_retried_and_never_returned(monkeypatch) -> None: 
     monkeypatch.setattr(tts_engine, "_synthesize_once", lambda text, voice, rate: empty)
     with pytest.raises(tts_engine.SynthesisError, match="three times"):
         tts_engine.synthesize("안녕하세요", "ko", 160)
+
+
+def test_a_driver_that_wrote_no_file_yet_is_retried(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The driver's loop may end before it writes the file: that try is empty, the next one renders."""
+    from tts import engine as tts_engine
+
+    real_run, real_mkstemp = tts_engine._run, tts_engine.tempfile.mkstemp
+    paths: list[str] = []
+    runs: list[int] = []
+
+    def mkstemp(**kwargs):  # type: ignore[no-untyped-def]
+        fd, path = real_mkstemp(**kwargs)
+        paths.append(path)
+        return fd, path
+
+    def run(engine):  # type: ignore[no-untyped-def]
+        runs.append(1)
+        real_run(engine)
+        if len(runs) == 1:
+            os.unlink(paths[-1])  # the first try's file is not there when the loop ends, as under load
+
+    monkeypatch.setattr(tts_engine.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tts_engine, "_run", run)
+    wave = tts_engine.synthesize("안녕하세요", "ko", 160)
+    assert len(runs) == 2 and len(wave.samples) > 0
+    assert not any(os.path.exists(path) for path in paths)

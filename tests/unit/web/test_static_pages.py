@@ -27,10 +27,18 @@ def _pages() -> dict[str, str]:
     return {name: (STATIC / name).read_text(encoding="utf-8") for name in PAGES}
 
 
+VENDOR = STATIC / "vendor"
+"""Third-party builds as published (JsSIP): checked against their version note in test_vendor.py, not here."""
+
+
+def _ours(pattern: str) -> list[Path]:
+    """The files under static/ matching ``pattern`` that this project wrote (not vendor/)."""
+    return [path for path in sorted(STATIC.rglob(pattern)) if not path.is_relative_to(VENDOR)]
+
+
 def _scripts() -> dict[str, str]:
     """Every module, by its path under static/ ("agent.js", "lib/api.js", ...)."""
-    return {path.relative_to(STATIC).as_posix(): path.read_text(encoding="utf-8")
-            for path in sorted(STATIC.rglob("*.js"))}
+    return {path.relative_to(STATIC).as_posix(): path.read_text(encoding="utf-8") for path in _ours("*.js")}
 
 
 def test_the_pages_their_scripts_the_shared_modules_and_one_stylesheet_exist() -> None:
@@ -54,7 +62,7 @@ def test_pages_reference_only_existing_static_files() -> None:
 
 
 def test_nothing_is_loaded_from_outside() -> None:
-    for path in STATIC.rglob("*"):
+    for path in _ours("*"):
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not re.search(r"https?://|//fonts\.|@import", text), f"{path.name} loads something from outside"
@@ -118,7 +126,7 @@ def test_every_control_in_the_pages_has_a_label() -> None:
             assert re.sub(r"<[^>]+>", "", tag).strip() or "aria-label" in tag, f"{name}: empty button"
 
 
-@pytest.mark.parametrize("name", sorted(p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*.js")))
+@pytest.mark.parametrize("name", sorted(p.relative_to(STATIC).as_posix() for p in _ours("*.js")))
 def test_scripts_parse_as_modules(name: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:

@@ -133,6 +133,9 @@ export function demoBackend({ page, variant = '' }) {
       return response.json();
     }
     if (path === '/api/wall') return wall();
+    if (path === '/api/phone/config') {
+      return { enabled: false, device: 'PJSIP/1001', reason: 'Demo: calls ring a desk phone; no page phone here' };
+    }
     if (path.endsWith('/presence') && method === 'POST') {
       setPresence({ status: body.status, reason: body.reason || '' });
       return null;

@@ -13,6 +13,7 @@ const INTENTS = {
 };
 export const REASONS = [
   ['lunch', 'Lunch'], ['training', 'Training'], ['meeting', 'Meeting'], ['personal', 'Personal'],
+  ['phone', 'Phone not registered'], // set by the page phone (lib/phonebar.js), never chosen
 ];
 const STATES = {
   ready: 'Ready', not_ready: 'Not ready', wrap_up: 'Wrap-up', offline: 'Offline', ringing: 'Ringing',
