@@ -65,10 +65,10 @@ import redis.asyncio as aioredis
 from panoramisk.message import Message
 from redis.exceptions import RedisError
 
-from bench.common import OUT, bar_chart
+from bench.common import OUT
 from ivr.config import ASTERISK_PROJECT_DIR, PROJECT_DIR, Settings, load_settings
 from ivr.ops import stack
-from ivr.records.store import CONTROLLER_KEY, EVENTS_CHANNEL, call_key
+from ivr.records.store import CONTROLLER_KEY, EVENTS_CHANNEL, call_key, reconnecting
 from ivr.telephony.ami import AmiClient, AmiError
 from ivr.telephony.tcp import port_holder
 
@@ -88,10 +88,14 @@ class Durations:
     disk_full_s: float = 12.0
     """Longer than the controller's disk check (every 10 s), so its alert is part of what is checked."""
     ami_drop_s: float = 10.0
+    before_fault_s: float = 0.0
+    """From the last call in its place to the fault. The benchmark strikes at once: the last callers have just been
+    greeted, so what the IVR learned of them must already be on their channels. The suite leaves a second: its
+    checks are about the fault, not that race."""
 
 
 #: The suite's fast versions (tests/integration/test_faults.py): shorter outages, the same checks.
-FAST = Durations(redis_down_s=2.0, redis_killed_s=1.0, port_busy_s=4.0, disk_full_s=11.0)
+FAST = Durations(redis_down_s=2.0, redis_killed_s=1.0, port_busy_s=4.0, disk_full_s=11.0, before_fault_s=1.0)
 #: The chaos customers' numbers (0109998xxxx) and ids; their data is removed after each scenario.
 CUSTOMER_PREFIX, PHONE_PREFIX = "CHAOS-", "0109998"
 #: Agents who take the ``agent`` calls (desk phones 1002 and 1004 speak loans and payments).
@@ -216,8 +220,9 @@ class Harness:
         self.ami = AmiClient(settings.ami_host, settings.ami_port, settings.ami_username,
                              settings.ami_secret.get_secret_value())
         self.ami.on("*", self._on_ami)
+        # Reconnecting as the controller's store does: after a Redis restart every pooled connection is dead.
         self.redis = aioredis.from_url(settings.redis_url, decode_responses=True, socket_timeout=2,
-                                       socket_connect_timeout=1)
+                                       socket_connect_timeout=1, retry=reconnecting())
         self.calls: dict[str, ChaosCall] = {}
         self.by_caller_uid: dict[str, ChaosCall] = {}
         self._events: asyncio.Task[None] | None = None
@@ -542,6 +547,7 @@ class Harness:
         for phone in self.phones:
             await asyncio.to_thread(phone.stop)
         self.phones.clear()
+        await asyncio.sleep(1.5)  # the controller writes each ended call's record and contact history: after that
         with contextlib.suppress(RedisError, OSError):
             keys = []
             for customer in self.customers:
@@ -1000,6 +1006,7 @@ async def run_scenario(settings: Settings, name: str, mix: Mix, durations: Durat
         async with Harness(settings, durations) as h:
             in_flight = await h.bring_mix(mix)
             row.calls_in_flight = len(in_flight)
+            await asyncio.sleep(h.durations.before_fault_s)
             try:
                 fault = await FAULTS[name](h)
             finally:
@@ -1096,8 +1103,37 @@ def table(rows: list[Row]) -> str:
 def write(rows: list[Row]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "chaos.json").write_text(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))
-    bars = [(r.scenario.replace("_", "\n"), r.recover_s if r.recover_s is not None else 0.0) for r in rows]
-    bar_chart(OUT / "chaos.png", "Recovery after each fault", bars, "seconds", line=(RECOVER_TARGET_S, "target"))
+    chart(rows, OUT / "chaos.png")
+
+
+def chart(rows: list[Row], path: Path) -> Path:
+    """Recovery per scenario against the 10 s target; under each bar, the calls lost and the context kept."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen on a server
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(9.0, 4.2))
+    try:
+        values = [r.recover_s if r.recover_s is not None else 0.0 for r in rows]
+        colors = ["#4878a8" if r.target_met else "#c0392b" for r in rows]
+        drawn = axes.bar(range(len(rows)), values, color=colors, width=0.6)
+        axes.bar_label(drawn, labels=["-" if r.recover_s is None else f"{r.recover_s:.1f} s" for r in rows])
+        axes.axhline(RECOVER_TARGET_S, color="#c0392b", linestyle="--", label=f"target ({RECOVER_TARGET_S:g} s)")
+        axes.set_xticks(range(len(rows)), [
+            f"{r.scenario.replace('_', chr(10))}\nlost {r.calls_lost}/{r.calls_in_flight}"
+            f"{'*' if r.scenario == 'asterisk_restart' else ''}\ncontext {r.context_kept}/{r.context_calls}"
+            for r in rows], fontsize=8)
+        axes.set_ylabel("recovery (s)")
+        axes.set_ylim(0, max([RECOVER_TARGET_S, *values]) * 1.2)
+        axes.set_title("Faults under load: recovery, calls lost, context kept (red: a target missed)")
+        axes.legend(loc="upper right")
+        figure.text(0.01, 0.01, "* an Asterisk restart ends its channels: lost by nature", fontsize=7)
+        figure.tight_layout(rect=(0, 0.03, 1, 1))
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

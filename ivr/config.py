@@ -167,8 +167,9 @@ class Settings(BaseSettings):
     #: Seconds without audio from the app before the call ends as lost (network gone, app killed).
     app_call_media_timeout_s: float = Field(default=4.0, gt=0)
     #: 20 ms frames aiortc's jitter buffer holds before decoding the app's audio (aiortc's own default is 4: 80 ms
-    #: more latency); 1 suits loopback and a good LAN, raise it for lossy mobile networks.
-    app_call_jitter_frames: int = Field(default=1, ge=1, le=8)
+    #: more latency); 1 suits loopback and a good LAN (0: each packet decoded as it arrives, a late one dropped),
+    #: raise it for lossy mobile networks.
+    app_call_jitter_frames: int = Field(default=1, ge=0, le=8)
     #: The app's screen -> the intent the flow confirms first instead of its open question ("call about my card").
     app_screen_intents: dict[str, str] = {"card": "lost_card", "loan": "loan", "transfer": "transfer",
                                           "balance": "balance", "password": "password"}

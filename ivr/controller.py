@@ -57,6 +57,7 @@ from ivr.telephony.audiosocket import AudioSession, AudioSocketServer, dial_form
 from ivr.voice.flow import Flow, flow_queue_name, load_flow
 from ivr.voice.navigator import Decision, DecisionKind, Learned, Navigator, Speech
 from ivr.voice.navigator.learned import changes as learned_changes
+from ivr.voice.navigator.learned import learned_of
 from ivr.voice.navigator.learned import redis_key as learned_key
 from ivr.voice.training.archiving import CallArchiver
 from ivr.voice.training.retention import DailyPurge
@@ -266,6 +267,7 @@ class Controller:
         log.info("call %s from %s (%s) on %s", call.call_id, call.caller or "withheld",
                  call.customer or "unknown caller", call.channel)
         await self.store.save(call, "call.started")
+        await self.facts.at_start(call, agi)
         try:
             decision = await self._navigate(call, agi, navigator)
         except CallHungUp:
@@ -535,14 +537,34 @@ class ChannelFacts:
         self._last: dict[str, asyncio.Future[None]] = {}
         """Each call's last send: the next one waits for it (the channel ends up with the latest values)."""
 
-    def tell(self, call: CallRecord, learned: Learned) -> None:
+    async def at_start(self, call: CallRecord, agi: AgiSession) -> None:
+        """What is known as the call starts (the customer, tier, language), on the channel over AGI before the
+        navigation: the AGI is still free then, and a controller killed a second into the greeting leaves a fallback
+        pop with the customer on it (AMI Setvar in the background could come too late: the chaos bench saw it)."""
+        learned = learned_of(call, None)
+        wanted = {name: value for name, value in learned.variables().items() if value}
+        set_now: dict[str, str] = {}
+        for name, value in wanted.items():
+            try:
+                await agi.set_variable(name, value)
+            except Exception as exc:  # the caller hung up, or the line broke: ``tell`` tries over AMI
+                log.info("call %s: %s not set on the channel at the start (%s)", call.call_id, name, exc)
+                break
+            set_now[name] = value
+        self._sent[call.call_id] = set_now
+        self.tell(call, learned, stored=False)
+
+    def tell(self, call: CallRecord, learned: Learned, stored: bool = True) -> None:
+        """``learned`` on the channel (what changed since the last time) and in Redis, in the background.
+        ``stored=False``: the channel already says all of it (``at_start``); Redis gets every fact."""
         self.known[call.call_id] = learned
         sent = self._sent.setdefault(call.call_id, {})
         changed = learned_changes(sent, learned.variables())
-        if not changed:
+        to_store = changed if stored else {**learned.variables(), **changed}
+        if not to_store:
             return
         sent.update(changed)
-        task = asyncio.ensure_future(self._send(self._last.get(call.call_id), call, changed))
+        task = asyncio.ensure_future(self._send(self._last.get(call.call_id), call, changed, to_store))
         self._last[call.call_id] = task
 
         def done(finished: asyncio.Future[None], call_id: str = call.call_id) -> None:
@@ -555,17 +577,18 @@ class ChannelFacts:
         self.known.pop(call_id, None)
         self._sent.pop(call_id, None)
 
-    async def _send(self, previous: asyncio.Future[None] | None, call: CallRecord, changed: dict[str, str]) -> None:
+    async def _send(self, previous: asyncio.Future[None] | None, call: CallRecord, changed: dict[str, str],
+                    to_store: dict[str, str]) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(learned_key(call.call_id), mapping=changed)
+                pipe.hset(learned_key(call.call_id), mapping=to_store)
                 pipe.expire(learned_key(call.call_id), self.ttl_s)
                 await pipe.execute()
         except Exception as exc:  # the channel still gets them; the pop shows less
             log.debug("call %s: learned facts not stored in Redis (%s)", call.call_id, exc)
-        if not call.channel or not self.ami.ready:
+        if not changed or not call.channel or not self.ami.ready:
             return
         for name, value in changed.items():
             try:

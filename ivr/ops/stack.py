@@ -283,7 +283,11 @@ def controller_up(settings: Settings) -> None:
     if running_pid(settings, "supervisor") or running_pid(settings, "controller"):
         return
     if port_open(settings.agi_host, settings.agi_port):
-        raise StackError(f"port {settings.agi_port} (FastAGI) is taken: another controller? `ivr down` first")
+        from ivr.telephony.tcp import port_holder
+
+        holder = port_holder(settings.agi_port) or "another process"
+        raise StackError(f"port {settings.agi_port} (FastAGI) is taken by {holder}: another controller? `ivr down`"
+                         " first (a controller started anyway would wait for the port; calls go to the fallback)")
     # The supervisor's lines (why a controller ended, how fast it was back) go into the controller's log.
     _spawn(settings, "supervisor", supervisor_argv(settings), env=dict(os.environ), log_name="controller")
     _wait("the controller (FastAGI port)", lambda: port_open(settings.agi_host, settings.agi_port), 60,

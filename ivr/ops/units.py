@@ -3,7 +3,7 @@
 ``render_units`` turns paths and command lines into unit files' text; ``ivr install`` (ivr/cli/stack.py) writes
 them. The stack is the one ``ivr up`` runs, with systemd in place of the pid files:
 
-- ``ivr-redis.service``: redis-server with the stack's arguments (AOF, fsync every second), ``Restart=always``.
+- ``ivr-redis.service``: redis-server with the stack's arguments (AOF, fsync on every write), ``Restart=always``.
 - ``ivr-asterisk.service``: Asterisk chrooted in its Debian root by systemd itself (``RootDirectory=`` with the API
   file systems mounted and the project bound at /srv/ivr: what ``ivr up`` does with mount and chroot),
   ``Restart=always``.
@@ -75,7 +75,7 @@ def render_units(inputs: UnitInputs) -> dict[str, str]:
     asterisk = f"/usr/sbin/asterisk -C {inputs.asterisk_conf}"
     return {
         "ivr-redis.service": _unit(
-            "IVR: Redis (calls, agents, flows; append-only file, fsync every second)",
+            "IVR: Redis (calls, agents, flows; append-only file, fsync on every write)",
             after=["network.target"],
             service=["Type=simple", f"ExecStart={exec_line(inputs.redis_argv)}", "Restart=always", "RestartSec=1s"]),
         "ivr-asterisk.service": _unit(

@@ -23,10 +23,11 @@ import av
 import httpx
 import numpy as np
 import soxr
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ivr.webrtc.bridge import set_jitter_frames
+from ivr.webrtc.bridge import answered_codec, opus_encoder, set_jitter_frames
+from ivr.webrtc.coding import inline_audio_coding
 
 RATE = 48_000
 """The microphone's rate (Opus' own)."""
@@ -49,6 +50,24 @@ class Microphone(MediaStreamTrack):
         self._start: float | None = None
         self.marks: list[float] = []
         """Wall times (time.time) at which each ``mark=True`` sound's first frame left the microphone."""
+        self._opus: Any = None
+        self._opus_pts = 0
+
+    def encode_opus(self) -> None:
+        """Hand aiortc Opus packets encoded here, mono (as the gateway does, ``AsteriskTrack.encode_opus``): a real
+        app encodes in C, and the simulated one must not take the cores the gateway is measured on."""
+        self._opus = opus_encoder(RATE)
+
+    async def recv(self) -> av.AudioFrame | av.Packet:
+        if self._opus is None:
+            return await self._next_frame()
+        while True:
+            packets = self._opus.encode(await self._next_frame())
+            if packets:
+                packet = packets[-1]
+                packet.pts, packet.time_base = self._opus_pts, fractions.Fraction(1, RATE)
+                self._opus_pts += _FRAME
+                return packet
 
     def say(self, pcm: bytes, rate: int, mark: bool = False) -> asyncio.Future[float]:
         """Queue 16-bit mono ``pcm`` at ``rate``; the future resolves (wall time) when it has been sent."""
@@ -59,7 +78,7 @@ class Microphone(MediaStreamTrack):
         self._queue.append((samples, future, mark))
         return future
 
-    async def recv(self) -> av.AudioFrame:
+    async def _next_frame(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
@@ -120,14 +139,23 @@ def rms(pcm: bytes) -> float:
 class AppCaller:
     """One simulated app call."""
 
-    def __init__(self, base_url: str, token: str, screen: str | None = None, jitter_frames: int | None = None) -> None:
+    def __init__(self, base_url: str, token: str, screen: str | None = None, jitter_frames: int | None = None,
+                 codec: str | None = None) -> None:
+        """``codec`` (``opus``, ``G722``, ``PCMU``, ``PCMA``): the only one offered; None offers aiortc's own list
+        (Opus first, as a browser does)."""
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.screen = screen
         self.jitter_frames = jitter_frames
         self.pc = RTCPeerConnection()
         self.microphone = Microphone()
-        self.pc.addTrack(self.microphone)
+        transceiver = self.pc.addTransceiver(self.microphone, direction="sendrecv")
+        if codec is not None:
+            chosen = [c for c in RTCRtpSender.getCapabilities("audio").codecs
+                      if c.mimeType.lower() == f"audio/{codec}".lower()]
+            if not chosen:
+                raise ValueError(f"aiortc has no audio codec {codec!r}")
+            transceiver.setCodecPreferences(chosen)
         self.control = self.pc.createDataChannel("control")
         self.messages: list[dict[str, Any]] = []
         """What the gateway said on the data channel (``state``, ``ended``, ``error``)."""
@@ -178,6 +206,10 @@ class AppCaller:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
         if self.jitter_frames is not None:  # an app with a low-latency receiver (aiortc's own default is 4 frames)
             set_jitter_frames(self.pc.getReceivers(), self.jitter_frames)
+        # A real app codes in C; the simulated one must not eat the cores the gateway is measured on.
+        inline_audio_coding(self.pc.getSenders(), self.pc.getReceivers())
+        if answered_codec(response.text) == "opus":
+            self.microphone.encode_opus()
         await asyncio.wait_for(self.connected.wait(), connect_timeout)
         return response
 

@@ -6,6 +6,7 @@ One module per concern, as the wire is split in ``ivr/telephony``:
 - ``sdp``: what an offer must be before any peer connection exists (size, audio, a codec we speak); pure.
 - ``ice``: NAT traversal settings for aiortc (STUN/TURN) and the interfaces ICE may use.
 - ``bridge``: the call's audio between the app's peer connection and Asterisk's AudioSocket channel.
+- ``coding``: aiortc's audio encoding and decoding kept on the event loop (no thread hand-off per 20 ms frame).
 - ``gateway``: the app calls themselves: limits, lifecycle, hang-up from either side, ICE and media loss.
 
 The HTTP side (``POST /api/app-calls``, WHIP-style) is a thin handler in ``ivr/web/app_calls.py``; the

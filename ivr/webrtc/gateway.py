@@ -45,7 +45,8 @@ from redis.exceptions import RedisError
 
 from ivr.config import Settings
 from ivr.telephony.ami import AmiClient, AmiError
-from ivr.webrtc.bridge import AppAudio, AsteriskTrack, Bridge, BridgeServer, set_jitter_frames
+from ivr.webrtc.bridge import AppAudio, AsteriskTrack, Bridge, BridgeServer, answered_codec, set_jitter_frames
+from ivr.webrtc.coding import inline_audio_coding
 from ivr.webrtc.ice import ice_servers, link_headers, restrict_host_addresses
 from ivr.webrtc.sdp import OfferRefused, check_offer
 from ivr.webrtc.tokens import AppClaims, TokenRefused, TokenVerifier, valid_screen, verifier_key
@@ -393,9 +394,13 @@ class AppCallGateway:
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         set_jitter_frames(pc.getReceivers(), self.settings.app_call_jitter_frames)
+        inline_audio_coding(pc.getSenders(), pc.getReceivers())  # no thread hand-off per frame (see ivr.webrtc.coding)
         pc.addTrack(call.outbound)
         await pc.setLocalDescription(await pc.createAnswer())
-        return str(pc.localDescription.sdp)
+        answer = str(pc.localDescription.sdp)
+        if answered_codec(answer) == "opus":
+            call.outbound.encode_opus()
+        return answer
 
     async def _from_app(self, call: AppCall, track: MediaStreamTrack) -> None:
         """The app's audio to Asterisk as it comes (dropped until the bridge is up); its arrival feeds the watchdog."""

@@ -299,7 +299,7 @@ def send_malformed_sip() -> dict[str, str | None]:
     """Each malformed datagram from the trunk's address (admitted: it reaches the parser); what came back."""
     answers: dict[str, str | None] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((sim_trunk_address(), 0))
+        sock.bind((sim_trunk_address(), 5099))  # the port their Via headers name: answers go there
         sock.settimeout(0.5)
         for what, datagram, _expected in MALFORMED_SIP:
             sock.sendto(datagram, ("127.0.0.1", 5060))

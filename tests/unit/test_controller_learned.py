@@ -106,10 +106,11 @@ async def controller(redis_url: str, redis_db: aioredis.Redis, tmp_path: Path) -
 
 async def test_a_controller_error_sends_the_caller_to_the_queue_their_intent_named(controller: Controller) -> None:
     async def broken(*_: Any) -> Any:
+        # The caller named their subject, then the navigation broke.
+        controller.facts.known["1700.10"] = Learned(intent="lost_card", queue="cards", priority=10)
         raise RuntimeError("navigator bug")
 
     controller._navigate = broken  # type: ignore[method-assign]
-    controller.facts.known["1700.10"] = Learned(intent="lost_card", queue="cards", priority=10)
 
     class Env:
         uniqueid, caller, channel = "1700.10", "01099990001", "PJSIP/trunk-0000000a"
@@ -118,6 +119,7 @@ async def test_a_controller_error_sends_the_caller_to_the_queue_their_intent_nam
     agi.env = Env()  # type: ignore[attr-defined]
     await controller.handle_hotline(agi)  # type: ignore[arg-type]
     assert (agi.variables["IVR_QUEUE"], agi.variables["IVR_PRIORITY"]) == ("cards", "10")
+    assert agi.variables["IVR_LANGUAGE"] == "ko"  # what was known at the start went on the channel over AGI at once
 
 
 async def test_a_restarted_controller_follows_the_calls_a_previous_one_took(

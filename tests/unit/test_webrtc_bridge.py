@@ -119,3 +119,35 @@ async def test_the_audio_jitter_buffer_is_shortened_to_the_configured_frames() -
         assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == 1
     finally:
         await pc.close()
+
+
+async def test_zero_jitter_frames_decodes_each_packet_as_it_arrives_and_drops_late_ones() -> None:
+    from aiortc import RTCPeerConnection
+    from aiortc.rtp import RtpPacket
+
+    from ivr.webrtc.bridge import ArrivalOrderBuffer, set_jitter_frames
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio")
+    try:
+        assert set_jitter_frames(pc.getReceivers(), 0) == 1
+        (receiver,) = pc.getReceivers()
+        buffer = receiver._RTCRtpReceiver__jitter_buffer
+        assert isinstance(buffer, ArrivalOrderBuffer)
+    finally:
+        await pc.close()
+
+    def packet(seq: int, payload: bytes) -> RtpPacket:
+        p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960, payload=payload)
+        p._data = payload  # type: ignore[attr-defined]  # what aiortc's receiver sets (the depayloaded frame)
+        return p
+
+    buffer = ArrivalOrderBuffer()
+    _, frame = buffer.add(packet(65_535, b"a"))
+    assert frame is not None and (frame.data, frame.timestamp) == (b"a", 65_535 * 960)
+    _, frame = buffer.add(packet(1, b"c"))  # 0 lost: 1 is handed on at once, not held for 0
+    assert frame is not None and (frame.data, frame.timestamp) == (b"c", 960)
+    assert buffer.add(packet(0, b"b")) == (False, None)  # after its successor: too late, dropped
+    assert buffer.late == 1
+    _, frame = buffer.add(packet(2, b"d"))
+    assert frame is not None and frame.data == b"d"

@@ -143,6 +143,7 @@ async def test_an_app_call_carries_audio_both_ways_keys_and_the_apps_hang_up(mak
     try:
         call_id = await place(gw, app)
         await until(lambda: gw.calls[call_id].record.state is State.IN_HOTLINE)
+        assert gw.calls[call_id].outbound.encodes_opus  # what the app hears below went through our own encoder
         (origin,) = asterisk.originates
         assert origin["context"] == "app-call" and origin["exten"] == "s" and origin["channel_id"] == call_id
         assert origin["variables"] == {"IVR_APP_CALL": call_id, "IVR_APP_CUSTOMER": "C1001", "IVR_APP_SCREEN": "card"}
