@@ -156,6 +156,9 @@ class CallVerdict:
     """Per spoken turn, by the controller's own clock: decided_at - speech_ended_at - endpoint silence."""
     key_latency_s: list[float] = field(default_factory=list)
     """Per keyed turn: decision - when the key's first event packet went."""
+    lag_s: list[float] = field(default_factory=list)
+    """Per spoken turn: the controller's stamp of the end of the caller's voice - when it really ended: how far
+    behind the caller's audio the controller processed it (recognition queued behind other calls' shows here)."""
     ivr_interval: tuple[float, float] | None = None
 
 
@@ -205,6 +208,7 @@ def judge(result: CallResult, plan: CallerPlan, endpoint_s: float) -> CallVerdic
                           if end <= heard_end + 0.3 and end >= float(turn.get("started_at") or 0.0)]
             if candidates:
                 verdict.speech_latency_s.append(decided - (candidates[-1] + endpoint_s))
+                verdict.lag_s.append(heard_end - candidates[-1])
             verdict.engine_latency_s.append(decided - heard_end - endpoint_s)
     start = record.get("started_at")
     end = result.left_ivr or max((t.get("decided_at") or 0.0 for t in turns), default=0.0) or None
@@ -249,12 +253,14 @@ class StepRow:
     voice_end_to_decision_p95_ms: float | None
     engine_latency_p95_ms: float | None
     """Past the endpoint by the controller's own stamps (speech_ended_at): blind to a lag before it."""
+    audio_lag_p95_ms: float | None
+    """How late the controller processed the end of the caller's voice (CallVerdict.lag_s), p95."""
     key_latency_p95_ms: float | None
     recognition_right: int
     recognition_calls: int
     cpu_pct: dict[str, float]
     """Mean CPU while calls were in the IVR (first taken to last routed), % of one core, per process (asterisk,
-    controller, redis) and "others": everything else on the machine meanwhile (SIPp, other work)."""
+    controller, redis), the load generator (sipp) and "others": everything else on the machine meanwhile."""
     cpu_peak_pct: dict[str, float]
     """The busiest second in that window, % of one core, per process."""
     cpu_idle_pct: dict[str, float]
@@ -295,7 +301,7 @@ def step_row(concurrent: int, results: Sequence[CallResult], plans: dict[str, Ca
     rates, idle = cpu.rate(*window), cpu.baseline()
     for usage in (rates, idle):
         if MACHINE in usage:
-            usage["others"] = max(0.0, usage.pop(MACHINE) - sum(usage.get(n, 0.0) for n in STACK))
+            usage["others"] = max(0.0, usage.pop(MACHINE) - sum(usage.get(n, 0.0) for n in (*STACK, SIPP)))
     busy_s = sum(rates.get(n, 0.0) - idle.get(n, 0.0) for n in STACK) * (window[1] - window[0])
     return StepRow(
         concurrent=concurrent, attempted=len(results), completed=sum(1 for r in results if r.sipp_ok),
@@ -306,6 +312,7 @@ def step_row(concurrent: int, results: Sequence[CallResult], plans: dict[str, Ca
         voice_end_to_decision_p50_ms=ms([x + endpoint_s for x in speech], 50),
         voice_end_to_decision_p95_ms=ms([x + endpoint_s for x in speech], 95),
         engine_latency_p95_ms=ms(engine, 95), key_latency_p95_ms=ms(keys, 95),
+        audio_lag_p95_ms=ms([x for v in verdicts for x in v.lag_s], 95),
         recognition_right=sum(1 for r in recognized if r), recognition_calls=len(recognized),
         cpu_pct={name: round(100 * value, 1) for name, value in rates.items()},
         cpu_peak_pct={n: v for n, v in cpu.peak_pct(*window).items() if n in STACK},
@@ -433,13 +440,15 @@ class CpuWindow:
 
 
 MACHINE = "machine"
+SIPP = "sipp"
 """CPU of all cores, in CpuWindow next to the stack's processes."""
 STACK = ("asterisk", "controller", "redis")
 
 
 class StackProcesses:
     """Asterisk, the controller (its own process: the event loop and the recognition threads) and Redis, by their
-    pid files; the QA worker and anything else on the machine count as others."""
+    pid files; the SIPp processes placing the calls (the load generator shares the machine); the QA worker, the
+    standby controller and anything else on the machine count as others."""
 
     def __init__(self, settings: Settings) -> None:
         import psutil
@@ -451,6 +460,11 @@ class StackProcesses:
             pid = stack.running_pid(settings, name)
             if pid is not None:
                 self.processes[name] = psutil.Process(pid)
+        self.sipp: dict[int, float] = {}
+        """SIPp's pids and the CPU-seconds each had used when last read (kept once it has exited)."""
+
+    def add_sipp(self, pid: int) -> None:
+        self.sipp[pid] = 0.0
 
     def cpu_seconds(self) -> dict[str, float]:
         import psutil
@@ -460,8 +474,13 @@ class StackProcesses:
             with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
                 out[name] = times.user + times.system
-        # The whole machine too: what else ran meanwhile (SIPp, other work on the box, the controller's niced QA
-        # worker) is the machine less the three.
+        for pid in self.sipp:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                self.sipp[pid] = times.user + times.system
+        out[SIPP] = sum(self.sipp.values())
+        # The whole machine too: what else ran meanwhile (other work on the box, the controller's niced QA worker,
+        # the kernel's share of the loopback traffic) is the machine less the stack and SIPp.
         machine = psutil.cpu_times()
         out[MACHINE] = machine.user + machine.nice + machine.system + machine.irq + machine.softirq + machine.steal
         return out
@@ -695,7 +714,8 @@ async def run_step(settings: Settings, plans: dict[str, CallerPlan], total: int,
     follower = asyncio.create_task(_follow_events(settings, seen, ready))
     await asyncio.wait_for(ready.wait(), 10)
     window = CpuWindow()
-    watcher = asyncio.create_task(StackProcesses(settings).watch(window, stop))
+    processes = StackProcesses(settings)
+    watcher = asyncio.create_task(processes.watch(window, stop))
     await asyncio.sleep(2.0)  # the idle baseline
     window.calls_from = time.time()
     prefixes: dict[str, str] = {}
@@ -709,6 +729,7 @@ async def run_step(settings: Settings, plans: dict[str, CallerPlan], total: int,
             process = await asyncio.create_subprocess_exec(*command, cwd=folder, stdout=out,
                                                            stderr=asyncio.subprocess.STDOUT,
                                                            stdin=asyncio.subprocess.DEVNULL)
+        processes.add_sipp(process.pid)
         runs.append((name, folder, process))
     for _name, _folder, process in runs:
         await process.wait()
@@ -745,12 +766,13 @@ async def run_step(settings: Settings, plans: dict[str, CallerPlan], total: int,
 
 def print_row(row: StepRow) -> None:
     rec = f"{row.recognition_right}/{row.recognition_calls}"
-    cpu = "/".join(f"{row.cpu_pct.get(n, 0):.0f}" for n in ("asterisk", "controller", "redis", "others"))
+    cpu = "/".join(f"{row.cpu_pct.get(n, 0):.0f}" for n in ("asterisk", "controller", "redis", SIPP, "others"))
     peak = "/".join(f"{row.cpu_peak_pct.get(n, 0):.0f}" for n in ("asterisk", "controller", "redis"))
     mem = "/".join(f"{row.memory_mb_per_call.get(n, 0):.1f}" for n in ("asterisk", "controller"))
     print(f"{row.concurrent:>5} {row.attempted:>5} {row.completed:>5} {row.failed:>5} {row.sip_errors:>4}"
           f" {row.peak_in_ivr:>4} {_num(row.turn_latency_p50_ms):>7} {_num(row.turn_latency_p95_ms):>7}"
-          f" {rec:>7} {cpu:>17} {peak:>13} {_num(row.cpu_core_pct_per_call):>6} {mem:>9}"
+          f" {_num(row.audio_lag_p95_ms):>7}"
+          f" {rec:>7} {cpu:>20} {peak:>13} {_num(row.cpu_core_pct_per_call):>6} {mem:>9}"
           f"  {'ok' if row.ok else 'MISS'}", flush=True)
 
 
@@ -759,7 +781,7 @@ def _num(value: float | None) -> str:
 
 
 HEADER = (f"{'calls':>5} {'tried':>5} {'done':>5} {'fail':>5} {'sip':>4} {'ivr':>4} {'p50ms':>7} {'p95ms':>7}"
-          f" {'recog':>7} {'cpu% a/c/r/oth':>17} {'peak% a/c/r':>13} {'%/call':>6} {'MB/call':>9}")
+          f" {'lag95ms':>7} {'recog':>7} {'cpu% a/c/r/sipp/oth':>20} {'peak% a/c/r':>13} {'%/call':>6} {'MB/call':>9}")
 
 
 def chart(rows: Sequence[StepRow], path: Path) -> None:
@@ -779,7 +801,7 @@ def chart(rows: Sequence[StepRow], path: Path) -> None:
     top.set_ylabel("turn latency past the\ncaller's endpoint, ms")
     top.set_title("Real SIP calls into the IVR (SIPp over G.711), ramped in steps")
     top.legend(loc="upper left", fontsize=8)
-    for name in ("asterisk", "controller", "redis", "others"):
+    for name in ("asterisk", "controller", "redis", SIPP, "others"):
         middle.plot(x, [r.cpu_pct.get(name, 0) for r in rows], "o-", label=name)
     middle.plot(x, [r.cpu_peak_pct.get("controller", 0) for r in rows], "^--", label="controller, busiest second")
     middle.set_ylabel("CPU while calls are\nin the IVR, % of a core")

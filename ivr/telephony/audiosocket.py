@@ -41,12 +41,13 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from ivr import metrics
 from ivr.telephony.tcp import TcpListener
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SAMPLE_RATE = 8000
 """The narrowband rate: what ``AudioSocket()`` always sends, and the default of everything here."""
@@ -355,10 +356,10 @@ class AudioSession:
     frames_by_rate: dict[int, int] = field(default_factory=dict)
     """Audio frames received per sample rate: the call record's "heard at" (several after a change)."""
     bad_frames: int = 0
+    """Frames refused: audio whose length is not whole samples, or kinds this protocol lacks."""
     dtmf_dropped: int = 0
     """Keys dropped because MAX_PENDING_DTMF were already waiting unread."""
     _pending_dtmf: int = 0
-    """Frames refused: audio whose length is not whole samples, or kinds this protocol lacks."""
     _bad_run: int = 0
     _unknown_kinds: set[int] = field(default_factory=set)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -608,6 +609,21 @@ class MediaClock:
                 session._send_frame()
 
 
+async def read_issued_uuid(reader: asyncio.StreamReader, expected: dict[uuid.UUID, tuple[str, asyncio.Future[T]]],
+                           timeout: float) -> tuple[uuid.UUID, tuple[str, asyncio.Future[T]]]:
+    """The connection's first frame, a UUID this side issued for a live call, and its entry (taken out of
+    ``expected``). AudioSocket has no authentication: a connection naming anything else is refused
+    (ProtocolError; TimeoutError when nothing comes within ``timeout``)."""
+    frame = await asyncio.wait_for(read_frame(reader), timeout)
+    if frame is None or frame.kind != Kind.UUID or len(frame.payload) != 16:
+        raise ProtocolError(f"first frame must be a 16-byte UUID, got {frame!r:.80}")
+    session_id = uuid.UUID(bytes=frame.payload)
+    entry = expected.pop(session_id, None)
+    if entry is None or entry[1].done():
+        raise ProtocolError(f"unknown or expired session UUID {session_id}")
+    return session_id, entry
+
+
 class AudioSocketServer(TcpListener):
     """Accepts Asterisk's AudioSocket connections for sessions the controller announced."""
 
@@ -636,13 +652,7 @@ class AudioSocketServer(TcpListener):
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
-            frame = await asyncio.wait_for(read_frame(reader), self.uuid_timeout)
-            if frame is None or frame.kind != Kind.UUID or len(frame.payload) != 16:
-                raise ProtocolError(f"first frame must be a 16-byte UUID, got {frame!r:.80}")
-            session_id = uuid.UUID(bytes=frame.payload)
-            entry = self._expected.pop(session_id, None)
-            if entry is None or entry[1].done():
-                raise ProtocolError(f"unknown or expired session UUID {session_id}")
+            session_id, entry = await read_issued_uuid(reader, self._expected, self.uuid_timeout)
         except (ProtocolError, TimeoutError, ConnectionError, OSError) as exc:
             self.rejected += 1
             metrics.error(metrics.ErrorKind.AUDIOSOCKET_REJECTED)

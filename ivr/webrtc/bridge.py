@@ -33,7 +33,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 from aiortc.utils import uint16_add
 
-from ivr.telephony.audiosocket import HANGUP_FRAME, Frame, Kind, ProtocolError, read_frame
+from ivr.telephony.audiosocket import HANGUP_FRAME, Frame, Kind, ProtocolError, read_frame, read_issued_uuid
 from ivr.telephony.tcp import TcpListener
 
 log = logging.getLogger(__name__)
@@ -299,13 +299,7 @@ class BridgeServer(TcpListener):
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
-            frame = await asyncio.wait_for(read_frame(reader), self.uuid_timeout)
-            if frame is None or frame.kind != Kind.UUID or len(frame.payload) != 16:
-                raise ProtocolError(f"first frame must be a 16-byte UUID, got {frame!r:.80}")
-            session_id = uuid.UUID(bytes=frame.payload)
-            entry = self._expected.pop(session_id, None)
-            if entry is None or entry[1].done():
-                raise ProtocolError(f"unknown or expired app-call UUID {session_id}")
+            _, entry = await read_issued_uuid(reader, self._expected, self.uuid_timeout)
         except (ProtocolError, TimeoutError, ConnectionError, OSError) as exc:
             self.rejected += 1
             log.warning("app-call AudioSocket from %s rejected: %s", peer, exc or "timed out waiting for UUID")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -29,24 +30,28 @@ def test_a_valid_token_names_the_customer_and_screen() -> None:
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
 
 
-@pytest.mark.parametrize(("token", "reason"), [
-    (issue_token(KEY, "C1001", issuer=ISS, audience=AUD, now=time.time() - 400), "the app token has expired"),
-    (issue_token("x" * 43, "C1001", issuer=ISS, audience=AUD), "the app token's signature does not verify"),
-    (issue_token(KEY, "C1001", issuer="someone", audience=AUD), "the app token is not from the configured issuer"),
-    (issue_token(KEY, "C1001", issuer=ISS, audience="other"), "the app token is not for this gateway"),
-    (issue_token(KEY, "C1001", issuer=ISS, audience=AUD, ttl_s=3600), "valid for 3600 s, more than the 900 s"),
-    (issue_token(KEY, "C1001", issuer=ISS, audience=AUD, screen="Card!"), "the app token's screen 'Card!' is not"),
-    (issue_token(KEY, "C 1001", issuer=ISS, audience=AUD), "customer id (sub) is not an id"),
-    (jwt.encode({"sub": "C1001", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 60}, KEY, "HS256"),
+# Each token is made when its test runs: made at collection, the short-lived ones expired before a long suite
+# reached them (and were refused as expired instead of for their own fault).
+@pytest.mark.parametrize(("make_token", "reason"), [
+    (lambda: issue_token(KEY, "C1001", issuer=ISS, audience=AUD, now=time.time() - 400), "the app token has expired"),
+    (lambda: issue_token("x" * 43, "C1001", issuer=ISS, audience=AUD), "the app token's signature does not verify"),
+    (lambda: issue_token(KEY, "C1001", issuer="someone", audience=AUD),
+     "the app token is not from the configured issuer"),
+    (lambda: issue_token(KEY, "C1001", issuer=ISS, audience="other"), "the app token is not for this gateway"),
+    (lambda: issue_token(KEY, "C1001", issuer=ISS, audience=AUD, ttl_s=3600), "valid for 3600 s, more than the 900 s"),
+    (lambda: issue_token(KEY, "C1001", issuer=ISS, audience=AUD, screen="Card!"),
+     "the app token's screen 'Card!' is not"),
+    (lambda: issue_token(KEY, "C 1001", issuer=ISS, audience=AUD), "customer id (sub) is not an id"),
+    (lambda: jwt.encode({"sub": "C1001", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 60}, KEY, "HS256"),
      "lacks the 'iat' claim"),
-    (jwt.encode({"sub": "C1001", "iss": ISS, "aud": AUD, "iat": int(time.time()), "exp": int(time.time()) + 60},
+    (lambda: jwt.encode({"sub": "C1001", "iss": ISS, "aud": AUD, "iat": int(time.time()), "exp": int(time.time()) + 60},
                 None, "none"), "signed with 'none'"),
-    ("not-a-jwt", "the app token is not a JWT"),
-    ("", "no app token"),
+    (lambda: "not-a-jwt", "the app token is not a JWT"),
+    (lambda: "", "no app token"),
 ])
-def test_a_bad_token_is_refused_saying_why(token: str, reason: str) -> None:
+def test_a_bad_token_is_refused_saying_why(make_token: Callable[[], str], reason: str) -> None:
     with pytest.raises(TokenRefused) as refused:
-        verifier().verify(token)
+        verifier().verify(make_token())
     assert reason in str(refused.value)
 
 

@@ -103,6 +103,7 @@ async function loadAudio(call) {
   try {
     await showMedia(audio, `/api/qa/recordings/${encodeURIComponent(call.call_id)}/audio`);
     status.textContent = '';
+    if (pendingSeek !== null) seek(pendingSeek);
     const fresh = await api(`/api/qa/recordings/${encodeURIComponent(call.call_id)}`, { quiet: true });
     renderAccess(fresh.access); // this listening is in it now
   } catch (error) {
@@ -111,9 +112,16 @@ async function loadAudio(call) {
   }
 }
 
+// A moment clicked while the recording is still loading: sought once it has loaded, not dropped.
+let pendingSeek = null;
+
 function seek(seconds) {
   const audio = byTestId('qa-audio');
-  if (!audio.src) return;
+  if (!audio.src) {
+    pendingSeek = seconds;
+    return;
+  }
+  pendingSeek = null;
   audio.currentTime = seconds;
   audio.play().catch(() => {});
 }

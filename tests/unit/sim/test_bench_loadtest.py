@@ -34,6 +34,7 @@ def test_spoken_call_latency_is_measured_from_the_callers_endpoint() -> None:
     assert verdict.recognized is True
     assert verdict.speech_latency_s == [pytest.approx(5.85 - (5.2 + 0.6))]
     assert verdict.engine_latency_s == [pytest.approx(5.85 - 5.19 - 0.6)]
+    assert verdict.lag_s == [pytest.approx(5.19 - 5.2)]
     assert verdict.ivr_interval == (pytest.approx(T0 + 0.01), pytest.approx(T0 + 5.9))
 
 
@@ -115,8 +116,12 @@ def test_cpu_window_rates_baseline_and_busiest_second() -> None:
 
 
 def row(concurrent: int, failed: int, p95: float | None) -> StepRow:
-    return StepRow(concurrent, concurrent, concurrent - failed, failed, 0, 0, concurrent, 10.0, p95, p95, 600.0,
-                   600.0, 10.0, None, 0, 0, {}, {}, {}, None, {},
+    return StepRow(concurrent=concurrent, attempted=concurrent, completed=concurrent - failed, failed=failed,
+                   sip_errors=0, retransmissions=0, peak_in_ivr=concurrent, turn_latency_p50_ms=10.0,
+                   turn_latency_p95_ms=p95, turn_latency_max_ms=p95, voice_end_to_decision_p50_ms=610.0,
+                   voice_end_to_decision_p95_ms=None if p95 is None else p95 + 600, engine_latency_p95_ms=10.0,
+                   audio_lag_p95_ms=0.0, key_latency_p95_ms=None, recognition_right=0, recognition_calls=0,
+                   cpu_pct={}, cpu_peak_pct={}, cpu_idle_pct={}, cpu_core_pct_per_call=None, memory_mb_per_call={},
                    ok=failed == 0 and p95 is not None and p95 < loadtest.P95_BUDGET_S * 1000)
 
 
