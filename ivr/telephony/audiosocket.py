@@ -41,7 +41,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from ivr import metrics
 from ivr.telephony.tcp import TcpListener
@@ -609,58 +609,73 @@ class MediaClock:
                 session._send_frame()
 
 
-async def read_issued_uuid(reader: asyncio.StreamReader, expected: dict[uuid.UUID, tuple[str, asyncio.Future[T]]],
-                           timeout: float) -> tuple[uuid.UUID, tuple[str, asyncio.Future[T]]]:
-    """The connection's first frame, a UUID this side issued for a live call, and its entry (taken out of
-    ``expected``). AudioSocket has no authentication: a connection naming anything else is refused
-    (ProtocolError; TimeoutError when nothing comes within ``timeout``)."""
-    frame = await asyncio.wait_for(read_frame(reader), timeout)
-    if frame is None or frame.kind != Kind.UUID or len(frame.payload) != 16:
-        raise ProtocolError(f"first frame must be a 16-byte UUID, got {frame!r:.80}")
-    session_id = uuid.UUID(bytes=frame.payload)
-    entry = expected.pop(session_id, None)
-    if entry is None or entry[1].done():
-        raise ProtocolError(f"unknown or expired session UUID {session_id}")
-    return session_id, entry
+class IssuedSessionServer(TcpListener, Generic[T]):
+    """An AudioSocket listener that accepts only connections naming a UUID this side issued for a live call
+    (AudioSocket has no authentication), and makes each accepted connection a ``T`` (``accepted``).
 
+    The controller's server (an ``AudioSession`` per call) and the app-call gateway's (a ``Bridge``) differ only
+    in what a connection becomes."""
 
-class AudioSocketServer(TcpListener):
-    """Accepts Asterisk's AudioSocket connections for sessions the controller announced."""
-
-    protocol = "AudioSocket"
-    while_busy = "calls cannot be heard: each goes to a person (AudioSocket did not connect)"
+    rejected_kind: ClassVar[metrics.ErrorKind | None] = None
+    """The error counted when a connection is refused (None: not counted)."""
 
     def __init__(self, host: str, port: int, uuid_timeout: float = 2.0) -> None:
         super().__init__(host, port)
         self.uuid_timeout = uuid_timeout
-        self._expected: dict[uuid.UUID, tuple[str, asyncio.Future[AudioSession]]] = {}
+        self._expected: dict[uuid.UUID, tuple[str, asyncio.Future[T]]] = {}
         self.rejected = 0
-        """Connections closed because they did not present a UUID we issued."""
+        """Connections closed because they did not present a UUID this side issued."""
 
-    def expect(self, call_id: str) -> tuple[uuid.UUID, asyncio.Future[AudioSession]]:
-        """Issue a session UUID for a live call; the future resolves when Asterisk connects."""
-        session_id = uuid.uuid4()
-        future: asyncio.Future[AudioSession] = asyncio.get_running_loop().create_future()
+    def _expect(self, session_id: uuid.UUID, call_id: str) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._expected[session_id] = (call_id, future)
-        return session_id, future
+        return future
 
     def forget(self, session_id: uuid.UUID) -> None:
         entry = self._expected.pop(session_id, None)
         if entry and not entry[1].done():
             entry[1].cancel()
 
+    def accepted(self, session_id: uuid.UUID, call_id: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> T:
+        raise NotImplementedError
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
-            session_id, entry = await read_issued_uuid(reader, self._expected, self.uuid_timeout)
+            frame = await asyncio.wait_for(read_frame(reader), self.uuid_timeout)
+            if frame is None or frame.kind != Kind.UUID or len(frame.payload) != 16:
+                raise ProtocolError(f"first frame must be a 16-byte UUID, got {frame!r:.80}")
+            session_id = uuid.UUID(bytes=frame.payload)
+            entry = self._expected.pop(session_id, None)
+            if entry is None or entry[1].done():
+                raise ProtocolError(f"unknown or expired session UUID {session_id}")
         except (ProtocolError, TimeoutError, ConnectionError, OSError) as exc:
             self.rejected += 1
-            metrics.error(metrics.ErrorKind.AUDIOSOCKET_REJECTED)
-            log.warning("AudioSocket connection from %s rejected: %s", peer, exc or "timed out waiting for UUID")
+            if self.rejected_kind is not None:
+                metrics.error(self.rejected_kind)
+            log.warning("%s connection from %s rejected: %s", self.protocol, peer, exc or "timed out waiting for UUID")
             with contextlib.suppress(ConnectionError, OSError):
                 writer.close()
             return
         call_id, future = entry
+        future.set_result(self.accepted(session_id, call_id, reader, writer))
+
+
+class AudioSocketServer(IssuedSessionServer[AudioSession]):
+    """Accepts Asterisk's AudioSocket connections for sessions the controller announced."""
+
+    protocol = "AudioSocket"
+    while_busy = "calls cannot be heard: each goes to a person (AudioSocket did not connect)"
+    rejected_kind = metrics.ErrorKind.AUDIOSOCKET_REJECTED
+
+    def expect(self, call_id: str) -> tuple[uuid.UUID, asyncio.Future[AudioSession]]:
+        """Issue a session UUID for a live call; the future resolves when Asterisk connects."""
+        session_id = uuid.uuid4()
+        return session_id, self._expect(session_id, call_id)
+
+    def accepted(self, session_id: uuid.UUID, call_id: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> AudioSession:
         session = AudioSession(session_id=session_id, call_id=call_id, reader=reader, writer=writer)
         session.start()
-        future.set_result(session)
+        return session

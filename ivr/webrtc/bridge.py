@@ -33,8 +33,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 from aiortc.utils import uint16_add
 
-from ivr.telephony.audiosocket import HANGUP_FRAME, Frame, Kind, ProtocolError, read_frame, read_issued_uuid
-from ivr.telephony.tcp import TcpListener
+from ivr.telephony.audiosocket import HANGUP_FRAME, Frame, IssuedSessionServer, Kind, ProtocolError, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -273,38 +272,15 @@ class Bridge:
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
 
 
-class BridgeServer(TcpListener):
+class BridgeServer(IssuedSessionServer[Bridge]):
     """Where Asterisk's AudioSocket channel connects for an app call: only UUIDs the gateway issued are accepted."""
 
     protocol = "AudioSocket (app calls)"
 
-    def __init__(self, host: str, port: int, uuid_timeout: float = 2.0) -> None:
-        super().__init__(host, port)
-        self.uuid_timeout = uuid_timeout
-        self._expected: dict[uuid.UUID, tuple[str, asyncio.Future[Bridge]]] = {}
-        self.rejected = 0
-        """Connections closed because they did not present a UUID the gateway issued."""
-
     def expect(self, session_id: uuid.UUID, call_id: str) -> asyncio.Future[Bridge]:
         """The bridge of ``call_id``, once Asterisk connects with ``session_id``."""
-        future: asyncio.Future[Bridge] = asyncio.get_running_loop().create_future()
-        self._expected[session_id] = (call_id, future)
-        return future
+        return self._expect(session_id, call_id)
 
-    def forget(self, session_id: uuid.UUID) -> None:
-        entry = self._expected.pop(session_id, None)
-        if entry and not entry[1].done():
-            entry[1].cancel()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        try:
-            _, entry = await read_issued_uuid(reader, self._expected, self.uuid_timeout)
-        except (ProtocolError, TimeoutError, ConnectionError, OSError) as exc:
-            self.rejected += 1
-            log.warning("app-call AudioSocket from %s rejected: %s", peer, exc or "timed out waiting for UUID")
-            with contextlib.suppress(ConnectionError, OSError):
-                writer.close()
-            return
-        call_id, future = entry
-        future.set_result(Bridge(call_id, reader, writer))
+    def accepted(self, session_id: uuid.UUID, call_id: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> Bridge:
+        return Bridge(call_id, reader, writer)
